@@ -1,0 +1,3 @@
+"""Shared fixtures live in tests/fixtures/, one module per real part."""
+
+pytest_plugins = ["tests.fixtures.redis", "tests.fixtures.paper"]
