@@ -11,9 +11,11 @@ import math
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
-# A float within this many ticks of a tick boundary is treated as on it: floats like
-# 0.1234 + 0.0001 = 0.12350000000000001 must not round a bid to the tick below.
-_TICK_EPSILON = 1e-6
+# A float this close (in grid units, relative to its size) to a grid point is treated as on it:
+# 0.1234 + 0.0001 = 0.12350000000000001 must not round a bid to the tick below. Float error is
+# ~1e-16 relative, so 1e-12 relative (floor 1e-9 units) absorbs it and nothing real.
+_GRID_REL_EPSILON = Decimal("1e-12")
+_GRID_ABS_EPSILON = Decimal("1e-9")
 
 
 class Side(enum.StrEnum):
@@ -100,7 +102,8 @@ class MarketRules:
 def _to_grid(value: float | Decimal, grid: Decimal, rounding: str) -> Decimal:
     units = Decimal(repr(value)) / grid if isinstance(value, float) else value / grid
     nearest = units.to_integral_value()
-    if isinstance(value, float) and abs(units - nearest) <= Decimal(repr(_TICK_EPSILON)):
+    tolerance = max(_GRID_ABS_EPSILON, abs(units) * _GRID_REL_EPSILON)
+    if isinstance(value, float) and abs(units - nearest) <= tolerance:
         units = nearest
     else:
         units = units.to_integral_value(rounding=rounding)
