@@ -1,0 +1,639 @@
+"""The stacked market-making strategy (seed 004): TOB lines and passive lines side by side.
+
+Events in, one :class:`~strategies.types.TargetSet` per venue out. The daemon calls:
+
+* ``on_book(book)`` on every applied book update — it returns target sets only for the venues
+  whose quotes changed, so the order manager is touched only when needed;
+* ``on_trade`` (volume statistics), ``on_fill`` (inventory, hourly pacing; re-quotes),
+  ``on_balances`` (inventory reconciliation), ``on_open_orders`` (our resting orders, for
+  taker protection and to ignore our own levels when pricing at the top of book);
+* ``on_timer()`` at ``next_wakeup()``: passive size redraws at each line timeout, and a TOB
+  side whose hourly budget frees up;
+* ``set_paused``; ``state()`` for Redis.
+
+Per (venue, symbol) the targets of every enabled line are computed, then checked together:
+no bid of ours may reach any ask of ours on the same market (the side that would grow the
+inventory loses the conflicting quotes). A book that is not in sync or is silent beyond the
+venue's ``stale_after_s`` quotes nothing; a symbol without a reference price quotes nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from random import Random
+from typing import Any, Literal, Protocol
+
+from strategies.aggregator import exclusion_reason
+from strategies.book import L2Book
+from strategies.clock import Clock
+from strategies.config import PassiveLineConfig, ReferenceConfig, StrategyConfig, TobLineConfig
+from strategies.inventory import InventoryManager, InventoryState, RebalanceSuggestion
+from strategies.lines import TickGrid
+from strategies.lines.passive import PassiveLine
+from strategies.lines.shaping import NEUTRAL, InventorySkew, LineShape, line_shape
+from strategies.lines.tob import TobLine
+from strategies.reference import ReferenceKind, ReferencePrice, ReferenceSpec, reference_price
+from strategies.types import Fill, MarketRules, QuoteTarget, Side, TargetSet, Trade
+from strategies.volume import VolumeCoefficientSpec, VolumeTrackers
+
+Market = tuple[str, str]  # (venue, symbol)
+
+
+class RestingOrder(Protocol):
+    """What ``on_open_orders`` needs of an open order (the order manager's records fit)."""
+
+    @property
+    def symbol(self) -> str: ...
+    @property
+    def side(self) -> Side: ...
+    @property
+    def price(self) -> Decimal: ...
+
+
+OpenOrder = RestingOrder | tuple[Side, Decimal] | tuple[str, Side, Decimal]
+"""An open order: an object with symbol/side/price (and optionally remaining/size, line_id),
+or ``(side, price)`` (applies to every symbol of the venue), or ``(symbol, side, price)``."""
+
+
+def reference_spec(config: ReferenceConfig) -> ReferenceSpec:
+    """The reference module's spec for a config section."""
+    return ReferenceSpec(
+        kind=ReferenceKind(config.kind),
+        venues=config.venues if config.kind != "aggregated" else None,
+        depth_bps=config.depth_bps,
+        max_age_s=config.max_age_s,
+        price=config.price,
+    )
+
+
+# --------------------------------------------------------------------------- state
+
+
+@dataclass(slots=True)
+class LineState:
+    """One line's published state (Redis hash ``line:<id>``)."""
+
+    line_id: str
+    kind: Literal["tob", "passive"]
+    symbol: str
+    venues: list[str]
+    enabled: bool
+    targets: int = 0  # orders the line wants now (all venues)
+    active_orders: int = 0  # orders of the line resting on venues (from on_open_orders)
+    placed: int = 0
+    filled: int = 0
+    filled_qty: Decimal = Decimal(0)
+    cancelled: int = 0
+    spread_coefficient: dict[str, float] = field(default_factory=dict)  # per venue
+    size_coefficient: dict[str, float] = field(default_factory=dict)  # per venue
+    quotes: list[tuple[str, str, int, str, str]] = field(default_factory=list)  # venue, side, level, px, qty
+    updated_ts: float = 0.0
+
+    def to_redis(self) -> dict[str, str]:
+        return {
+            "line_id": self.line_id,
+            "kind": self.kind,
+            "symbol": self.symbol,
+            "venues": ",".join(self.venues),
+            "enabled": "1" if self.enabled else "0",
+            "targets": str(self.targets),
+            "active_orders": str(self.active_orders),
+            "placed": str(self.placed),
+            "filled": str(self.filled),
+            "filled_qty": str(self.filled_qty),
+            "cancelled": str(self.cancelled),
+            "spread_coefficient": json.dumps(self.spread_coefficient),
+            "size_coefficient": json.dumps(self.size_coefficient),
+            "quotes": json.dumps(self.quotes),
+            "updated_ts": repr(self.updated_ts),
+        }
+
+
+@dataclass(slots=True)
+class StrategyState:
+    """Everything the strategy publishes; the daemon writes each part under its Redis key."""
+
+    instance: str
+    paused: bool
+    lines: dict[str, LineState]
+    inventory: InventoryState
+    volume_coefficients: dict[str, float]  # "venue" (primary symbol) and "venue:symbol"
+    inventory_coefficient: float
+    references: dict[str, float | None]
+    reference_reasons: dict[str, str]
+    rebalance: list[RebalanceSuggestion]
+
+    def coefficients_to_redis(self) -> dict[str, str]:
+        """Hash ``coefficients``: per venue volume coefficient, plus ``inventory``."""
+        out = {key: repr(value) for key, value in sorted(self.volume_coefficients.items())}
+        out["inventory"] = repr(self.inventory_coefficient)
+        for symbol, value in self.references.items():
+            out[f"reference:{symbol}"] = "" if value is None else repr(value)
+        return out
+
+    def rebalance_to_redis(self) -> dict[str, str]:
+        return {s.asset: s.to_json() for s in self.rebalance}
+
+
+# --------------------------------------------------------------------------- the strategy
+
+
+class _Market:
+    """Per (venue, symbol): its grid, its lines, our resting orders, its last targets."""
+
+    __slots__ = (
+        "book",
+        "grid",
+        "last",
+        "open_asks",
+        "open_bids",
+        "passive",
+        "pending_asks",
+        "pending_bids",
+        "stale_after_s",
+        "tob",
+    )
+
+    def __init__(self, grid: TickGrid, stale_after_s: float) -> None:
+        self.grid = grid
+        self.stale_after_s = stale_after_s
+        self.book: L2Book | None = None
+        self.tob: list[TobLine] = []
+        self.passive: list[PassiveLine] = []
+        self.open_bids: dict[int, float] = {}
+        self.open_asks: dict[int, float] = {}
+        self.last: list[QuoteTarget] = []
+        self.pending_bids: dict[int, float] = {}
+        self.pending_asks: dict[int, float] = {}
+
+    def set_last(self, targets: list[QuoteTarget]) -> None:
+        """Record the market's latest targets (and, per price, what they will rest)."""
+        self.last = targets
+        self.pending_bids, self.pending_asks = _pending(targets, self.grid)
+
+
+class StackedStrategy:
+    """TOB and passive lines over several venues, leaned by inventory and volume."""
+
+    def __init__(
+        self,
+        config: StrategyConfig,
+        rules: Mapping[tuple[str, str], MarketRules],
+        clock: Clock,
+        rng: Random | None = None,
+    ) -> None:
+        self.config = config
+        self._clock = clock
+        self._rng = rng if rng is not None else Random()
+        self._paused = False
+        self._primary_quote = config.quotes[0]
+        self._primary_symbol = f"{config.base}/{self._primary_quote}"
+        self._reference = reference_spec(config.reference)
+        vol = config.volume
+        self._volume = VolumeTrackers(
+            VolumeCoefficientSpec(
+                periods_s=tuple(vol.periods),
+                average=vol.average,
+                volume_type=vol.volume_type,
+                combine=vol.combine,
+                min_coefficient=vol.min_coefficient,
+                max_coefficient=vol.max_coefficient,
+            ),
+            clock,
+        )
+        self._volume_cache: dict[Market, tuple[float, float]] = {}  # market -> (computed at, value)
+        self.inventory = InventoryManager(
+            config.inventory, config.base, self._primary_quote, list(config.venues)
+        )
+        self._markets: dict[Market, _Market] = {}
+        self._books_by_symbol: dict[str, dict[Market, L2Book]] = {}
+        self._line_refs: dict[str, ReferenceSpec] = {}
+        self._refs: dict[str, ReferencePrice] = {}
+        self._last_sets: dict[str, tuple[tuple[Any, ...], ...]] = {v: () for v in config.venues}
+        self._skews: dict[str, tuple[tuple[Any, ...], InventorySkew, InventorySkew]] = {}
+        self._shapes: dict[tuple[str, str], LineShape] = {}  # (line id, venue) -> last shape
+        self._active: dict[tuple[str, str], int] = {}  # (line id, venue) -> resting orders
+        self.unquotable: list[tuple[str, str, str]] = []  # (line id, venue, why) at construction
+        self.lines: dict[str, LineState] = {}
+        t0 = clock.time()
+        for line in config.lines:
+            venues = config.line_venues(line)
+            kind: Literal["tob", "passive"] = "tob" if isinstance(line, TobLineConfig) else "passive"
+            self.lines[line.id] = LineState(line.id, kind, line.symbol, venues, line.enabled)
+            if isinstance(line, PassiveLineConfig) and line.reference is not None:
+                self._line_refs[line.id] = reference_spec(line.reference)
+            if not line.enabled:
+                continue
+            for venue in venues:
+                market_rules = rules.get((venue, line.symbol))
+                if market_rules is None:
+                    self.unquotable.append((line.id, venue, f"no market rules for {line.symbol}"))
+                    continue
+                market = self._market(venue, line.symbol, market_rules)
+                if isinstance(line, TobLineConfig):
+                    market.tob.append(TobLine(line, venue, market.grid))
+                else:
+                    market.passive.append(PassiveLine(line, venue, market.grid, self._rng, t0))
+
+    def _market(self, venue: str, symbol: str, rules: MarketRules) -> _Market:
+        key = (venue, symbol)
+        market = self._markets.get(key)
+        if market is None:
+            market = _Market(TickGrid(rules), self.config.venues[venue].stale_after_s)
+            self._markets[key] = market
+        return market
+
+    # ------------------------------------------------------------------ properties
+
+    @property
+    def venues(self) -> list[str]:
+        return list(self.config.venues)
+
+    @property
+    def symbols(self) -> list[str]:
+        """Every symbol the strategy reads (traded ones and those only used for conversion)."""
+        return sorted({s for v in self.config.venues.values() for s in v.symbols})
+
+    @property
+    def books_needed(self) -> list[Market]:
+        """(venue, symbol) pairs the daemon must stream books for."""
+        return [(name, s) for name, v in self.config.venues.items() for s in v.symbols]
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    # ------------------------------------------------------------------ events
+
+    def on_book(self, book: L2Book) -> list[TargetSet]:
+        """A book changed: re-quote the venues whose targets change because of it."""
+        symbol = book.symbol
+        key = (book.venue, symbol)
+        self._books_by_symbol.setdefault(symbol, {})[key] = book
+        market = self._markets.get(key)
+        if market is not None:
+            market.book = book
+        self._update_rate(book)
+        if self._paused or not self._symbol_traded(symbol):
+            return []
+        changed_ref = self._update_references(symbol)
+        if changed_ref:
+            # the reference moves every venue's passive ladder in this symbol
+            dirty = [k for k in self._markets if k[1] == symbol]
+        else:
+            dirty = [key] if market is not None else []
+        return self._requote(dirty)
+
+    def on_trade(self, trade: Trade) -> None:
+        self._volume.on_trade(trade)
+        self._volume_cache.pop((trade.venue, trade.symbol), None)
+
+    def warm_start_volume(self, trades: Iterable[Trade], since: float | None = None) -> int:
+        """Replay persisted market trades into the volume trackers (after a restart)."""
+        self._volume_cache.clear()
+        return self._volume.warm_start(trades, since)
+
+    def on_fill(self, fill: Fill) -> list[TargetSet]:
+        """One of our fills: inventory, pacing and line stats; every venue may re-quote."""
+        if not self.inventory.on_fill(fill):
+            return []
+        stats = self.lines.get(fill.line_id)
+        if stats is not None:
+            stats.filled += 1
+            stats.filled_qty += fill.qty
+        market = self._markets.get((fill.venue, fill.symbol))
+        if market is not None:
+            for tob in market.tob:
+                if tob.line_id == fill.line_id:
+                    tob.on_fill(fill.side, float(fill.qty), self._clock.time())
+        if self._paused:
+            return []
+        return self._requote(list(self._markets))
+
+    def on_balances(self, venue: str, balances: Mapping[str, Decimal]) -> None:
+        """A venue balance snapshot (totals per asset); the next re-quote sees the new inventory."""
+        self.inventory.on_balances(venue, balances)
+
+    def on_open_orders(self, venue: str, orders: Sequence[OpenOrder]) -> None:
+        """Our orders resting on ``venue`` now (replaces what was known for that venue)."""
+        per_market: dict[str, tuple[dict[int, float], dict[int, float]]] = {}
+        venue_symbols = [s for (v, s) in self._markets if v == venue]
+        active: dict[str, int] = {}
+        for order in orders:
+            symbol, side, price, qty, line_id = _order_fields(order)
+            for sym in [symbol] if symbol is not None else venue_symbols:
+                market = self._markets.get((venue, sym))
+                if market is None:
+                    continue
+                bids, asks = per_market.setdefault(sym, ({}, {}))
+                grid = market.grid
+                if side is Side.BUY:
+                    t = grid.floor_ticks(float(price))
+                    bids[t] = bids.get(t, 0.0) + qty
+                else:
+                    t = grid.ceil_ticks(float(price))
+                    asks[t] = asks.get(t, 0.0) + qty
+            if line_id is not None:
+                active[line_id] = active.get(line_id, 0) + 1
+        for sym in venue_symbols:
+            market = self._markets[(venue, sym)]
+            market.open_bids, market.open_asks = per_market.get(sym, ({}, {}))
+        for line_id, stats in self.lines.items():
+            if venue in stats.venues:
+                self._active[(line_id, venue)] = active.get(line_id, 0)
+                stats.active_orders = sum(self._active.get((line_id, v), 0) for v in stats.venues)
+
+    def on_order_event(self, line_id: str, event: Literal["placed", "cancelled"]) -> None:
+        """The order manager placed or cancelled one of a line's orders (line statistics)."""
+        stats = self.lines.get(line_id)
+        if stats is None:
+            return
+        if event == "placed":
+            stats.placed += 1
+        else:
+            stats.cancelled += 1
+
+    def on_timer(self) -> list[TargetSet]:
+        """Line timeouts (passive size redraws) and hourly budgets freeing up."""
+        if self._paused:
+            return []
+        return self._requote(list(self._markets))
+
+    def next_wakeup(self) -> float | None:
+        """Clock time at which ``on_timer`` should run next (None: nothing scheduled)."""
+        if self._paused:
+            return None
+        now = self._clock.time()
+        times: list[float] = []
+        for market in self._markets.values():
+            times.extend(p.next_refresh(now) for p in market.passive)
+            times.extend(t for tob in market.tob if (t := tob.next_release(now)) is not None)
+        return min(times) if times else None
+
+    def set_paused(self, paused: bool) -> list[TargetSet]:
+        """Paused: an empty target set for every venue. Resumed: a fresh set for every venue."""
+        self._paused = paused
+        now = self._clock.time()
+        if paused:
+            for market in self._markets.values():
+                market.set_last([])
+            self._last_sets = {v: () for v in self.config.venues}
+            for stats in self.lines.values():
+                stats.targets = 0
+                stats.quotes = []
+            return [TargetSet(venue, [], now) for venue in self.config.venues]
+        for symbol in {s for (_, s) in self._markets}:
+            self._update_references(symbol)
+        sets = self._requote(list(self._markets))
+        emitted = {s.venue for s in sets}
+        return sets + [self._venue_set(v, now) for v in self.config.venues if v not in emitted]
+
+    # ------------------------------------------------------------------ pricing
+
+    def _symbol_traded(self, symbol: str) -> bool:
+        return any(k[1] == symbol for k in self._markets)
+
+    def _update_rate(self, book: L2Book) -> None:
+        """Books of QUOTE/PRIMARY (e.g. BTC/USDT) convert cross-symbol prices for the inventory."""
+        base, _, quote = book.symbol.partition("/")
+        if quote == self._primary_quote and base in self.config.quotes:
+            mid = book.mid()
+            if mid is not None and book.health.usable:
+                self.inventory.set_rate(base, mid)
+
+    def _update_references(self, symbol: str) -> bool:
+        """Recompute the symbol's reference prices; True if any value changed."""
+        books = self._books_by_symbol.get(symbol, {})
+        now = self._clock.time()
+        changed = False
+        specs: list[tuple[str, ReferenceSpec]] = [(symbol, self._reference)]
+        specs += [
+            (f"{symbol}#{line_id}", spec)
+            for line_id, spec in self._line_refs.items()
+            if self.lines[line_id].symbol == symbol
+        ]
+        for name, spec in specs:
+            ref = reference_price(spec, books, symbol, now)
+            old = self._refs.get(name)
+            if old is None or old.value != ref.value:
+                changed = True
+            self._refs[name] = ref
+        if symbol == self._primary_symbol:
+            value = self._refs[symbol].value
+            if value is not None:
+                self.inventory.on_mark(value)
+        return changed
+
+    def _volume_coefficient(self, market: Market) -> float:
+        now = self._clock.time()
+        cached = self._volume_cache.get(market)
+        # the coefficient compares minutes-long averages: recomputing it more than once a
+        # second per market would only cost time on the hot path
+        if cached is not None and now - cached[0] < 1.0:
+            return cached[1]
+        value = self._volume.coefficient(market[0], market[1], now)
+        self._volume_cache[market] = (now, value)
+        return value
+
+    def _skew_for(self, quote: str) -> InventorySkew:
+        # the lean moves only with holdings, cost basis, mark (no-loss prices) and rates
+        inv = self.inventory
+        key = (inv.version, inv.mark, inv.rate(quote))
+        cached = self._skews.get(quote)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        skew = inv.skew(quote)
+        self._skews[quote] = (key, skew, _neutral_like(skew))
+        return skew
+
+    def _neutral_for(self, quote: str) -> InventorySkew:
+        """No lean, but the inventory's permissions and no-loss prices (they bind every line)."""
+        self._skew_for(quote)
+        return self._skews[quote][2]
+
+    def _quote_market(self, key: Market, market: _Market) -> list[QuoteTarget]:
+        venue, symbol = key
+        book = market.book
+        now = self._clock.time()
+        if book is None or exclusion_reason(book, now, market.stale_after_s) is not None:
+            return []
+        if book.is_crossed():
+            return []  # a crossed local book means missed updates: do not price off it
+        quote = symbol.partition("/")[2]
+        skew = self._skew_for(quote)
+        neutral = self._neutral_for(quote)
+        volume = self._volume_coefficient(key)
+        own_bids, own_asks = market.open_bids, market.open_asks
+        pending_bids, pending_asks = market.pending_bids, market.pending_asks
+        ref = self._refs.get(symbol)
+        targets: list[QuoteTarget] = []
+        for tob in market.tob:
+            if ref is None or ref.value is None:
+                break
+            cfg = tob.config
+            shape = line_shape(
+                volume, cfg.volume_spread, cfg.volume_size, skew if cfg.inventory_skew else neutral
+            )
+            self._shapes[(cfg.id, venue)] = shape
+            targets.extend(
+                tob.quote(book, ref.value, shape, now, own_bids, own_asks, pending_bids, pending_asks)
+            )
+        for passive in market.passive:
+            line_ref = self._refs.get(f"{symbol}#{passive.line_id}", ref)
+            if line_ref is None or line_ref.value is None:
+                continue
+            cfg_p = passive.config
+            shape = line_shape(
+                volume, cfg_p.volume_spread, cfg_p.volume_size, skew if cfg_p.inventory_skew else neutral
+            )
+            self._shapes[(cfg_p.id, venue)] = shape
+            targets.extend(passive.quote(book, line_ref.value, shape, now, own_bids, own_asks))
+        return _uncross(targets, self.inventory.coefficient())
+
+    def _requote(self, keys: Iterable[Market]) -> list[TargetSet]:
+        venues: set[str] = set()
+        for key in keys:
+            market = self._markets[key]
+            market.set_last(self._quote_market(key, market))
+            venues.add(key[0])
+        now = self._clock.time()
+        out: list[TargetSet] = []
+        for venue in sorted(venues):
+            target_set = self._venue_set(venue, now)
+            signature = tuple(_signature(t) for t in target_set.targets)
+            if signature != self._last_sets.get(venue):
+                self._last_sets[venue] = signature
+                out.append(target_set)
+        if out:
+            self._refresh_line_stats(now)
+        return out
+
+    def _venue_set(self, venue: str, now: float) -> TargetSet:
+        targets: list[QuoteTarget] = []
+        for (v, _), market in self._markets.items():
+            if v == venue:
+                targets.extend(market.last)
+        return TargetSet(venue, targets, now)
+
+    def _refresh_line_stats(self, now: float) -> None:
+        per_line: dict[str, list[QuoteTarget]] = {line_id: [] for line_id in self.lines}
+        for market in self._markets.values():
+            for target in market.last:
+                per_line.setdefault(target.line_id, []).append(target)
+        for line_id, stats in self.lines.items():
+            targets = per_line.get(line_id, [])
+            stats.targets = len(targets)
+            stats.quotes = [(t.venue, t.side.value, t.level, str(t.price), str(t.size)) for t in targets]
+            stats.updated_ts = now
+            for venue in stats.venues:
+                shape = self._shapes.get((line_id, venue))
+                if shape is not None:
+                    stats.spread_coefficient[venue] = shape.spread_coefficient
+                    stats.size_coefficient[venue] = shape.size_coefficient
+
+    # ------------------------------------------------------------------ state
+
+    def state(self) -> StrategyState:
+        now = self._clock.time()
+        coefficients: dict[str, float] = {}
+        for venue, symbol in self._markets:
+            value = self._volume.coefficient(venue, symbol, now)
+            coefficients[f"{venue}:{symbol}"] = value
+            if symbol == self._primary_symbol:
+                coefficients[venue] = value
+        inventory = self.inventory.state()
+        refs = {name: ref.value for name, ref in self._refs.items()}
+        reasons = {name: ref.reason for name, ref in self._refs.items() if ref.reason}
+        return StrategyState(
+            instance=self.config.instance,
+            paused=self._paused,
+            lines={k: dataclasses.replace(v) for k, v in self.lines.items()},
+            inventory=inventory,
+            volume_coefficients=coefficients,
+            inventory_coefficient=self.inventory.coefficient(),
+            references=refs,
+            reference_reasons=reasons,
+            rebalance=inventory.rebalance,
+        )
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _neutral_like(skew: InventorySkew) -> InventorySkew:
+    return dataclasses.replace(
+        NEUTRAL,
+        bid_allowed=skew.bid_allowed,
+        ask_allowed=skew.ask_allowed,
+        bid_cap=skew.bid_cap,
+        ask_floor=skew.ask_floor,
+    )
+
+
+def _signature(t: QuoteTarget) -> tuple[Any, ...]:
+    return (t.symbol, t.line_id, t.side, t.level, t.price, t.size)
+
+
+def _order_fields(order: OpenOrder) -> tuple[str | None, Side, Decimal, float, str | None]:
+    """(symbol or None, side, price, resting qty, line id or None) of an open order."""
+    if isinstance(order, tuple):
+        if len(order) == 2:
+            side, price = order
+            return None, Side(side), Decimal(price), 0.0, None
+        symbol, side, price = order
+        return symbol, Side(side), Decimal(price), 0.0, None
+    qty: Any = None
+    for attr in ("remaining", "size", "qty", "amount"):
+        qty = getattr(order, attr, None)
+        if qty is not None:
+            break
+    line_id = getattr(order, "line_id", None)
+    return (
+        order.symbol,
+        Side(order.side),
+        Decimal(order.price),
+        float(qty) if qty is not None else 0.0,
+        line_id if isinstance(line_id, str) else None,
+    )
+
+
+def _pending(last: list[QuoteTarget], grid: TickGrid) -> tuple[dict[int, float], dict[int, float]]:
+    """Our latest targets per price (ticks) and side: orders that may rest already."""
+    bids: dict[int, float] = {}
+    asks: dict[int, float] = {}
+    for t in last:
+        side = bids if t.side is Side.BUY else asks
+        ticks = grid.ticks(float(t.price))
+        side[ticks] = side.get(ticks, 0.0) + float(t.size)
+    return bids, asks
+
+
+def _uncross(targets: list[QuoteTarget], coefficient: float) -> list[QuoteTarget]:
+    """Quotes of different lines on one market never cross: the growing side yields.
+
+    Long (c ≥ 0): bids at or above our lowest ask are dropped; short: asks at or below our
+    highest bid are dropped.
+    """
+    bids = [t.price for t in targets if t.side is Side.BUY]
+    asks = [t.price for t in targets if t.side is Side.SELL]
+    if not bids or not asks or max(bids) < min(asks):
+        return targets
+    if coefficient >= 0.0:
+        lowest_ask = min(asks)
+        return [t for t in targets if t.side is Side.SELL or t.price < lowest_ask]
+    highest_bid = max(bids)
+    return [t for t in targets if t.side is Side.BUY or t.price > highest_bid]
+
+
+__all__ = [
+    "LineState",
+    "OpenOrder",
+    "RestingOrder",
+    "StackedStrategy",
+    "StrategyState",
+    "reference_spec",
+]

@@ -1,0 +1,450 @@
+"""The native Binance feed over real sockets against a small Binance-like stub on 127.0.0.1.
+
+The stub (aiohttp) serves ``GET /api/v3/depth`` and the combined stream ``/stream?streams=``
+with Binance's diff-depth sequencing, and lets a test push depth diffs, skip update ids,
+stay silent, fail snapshots and drop connections. Tests against the full paper venue are in
+``test_feed_faults.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import pytest
+from aiohttp import WSMsgType, web
+
+from connectors.binance.feed import BinanceFeed, BinanceFeedConfig
+from connectors.feed import Backoff, wire_symbol
+from strategies.book import L2Book
+from strategies.types import Side, SyncState, Trade
+
+# ---------------------------------------------------------------------------- stub venue
+
+
+@dataclass
+class _StubBook:
+    bids: dict[str, str] = field(default_factory=dict)
+    asks: dict[str, str] = field(default_factory=dict)
+    update_id: int = 1000
+
+    def levels(self, side: dict[str, str], reverse: bool) -> list[list[str]]:
+        return [[p, q] for p, q in sorted(side.items(), key=lambda kv: float(kv[0]), reverse=reverse)]
+
+
+class StubBinance:
+    """A Binance Spot look-alike for one venue: depth snapshots, diff streams, trades, faults."""
+
+    def __init__(self, symbols: list[str]) -> None:
+        self.books = {wire_symbol(s): _StubBook() for s in symbols}
+        self.sockets: list[tuple[web.WebSocketResponse, set[str]]] = []
+        self.snapshot_failures = 0  # answer this many depth requests with HTTP 500
+        self.snapshot_requests = 0
+        self.connections = 0
+        self.connected = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    @property
+    def rest_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api/v3"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_get("/api/v3/depth", self._depth)
+        app.router.add_get("/stream", self._stream)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = runner_port(self._runner)
+
+    async def stop(self) -> None:
+        await self.drop_connections()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _depth(self, request: web.Request) -> web.Response:
+        self.snapshot_requests += 1
+        if self.snapshot_failures > 0:
+            self.snapshot_failures -= 1
+            return web.json_response({"code": -1001, "msg": "Internal error"}, status=500)
+        book = self.books[request.query["symbol"]]
+        return web.Response(
+            body=orjson.dumps(
+                {
+                    "lastUpdateId": book.update_id,
+                    "bids": book.levels(book.bids, True),
+                    "asks": book.levels(book.asks, False),
+                }
+            ),
+            content_type="application/json",
+        )
+
+    async def _stream(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(heartbeat=5.0)
+        await ws.prepare(request)
+        streams = set(request.query.get("streams", "").split("/"))
+        entry = (ws, streams)
+        self.sockets.append(entry)
+        self.connections += 1
+        self.connected.set()
+        try:
+            async for msg in ws:
+                if msg.type is WSMsgType.ERROR:
+                    break
+        finally:
+            with contextlib.suppress(ValueError):
+                self.sockets.remove(entry)
+        return ws
+
+    def set_level(self, symbol: str, side: Side, price: str, qty: str) -> None:
+        """Change the venue's book without telling anyone (state before a snapshot)."""
+        book = self.books[wire_symbol(symbol)]
+        levels = book.bids if side is Side.BUY else book.asks
+        price = repr(float(price))  # "1.9990" and "1.999000" are one level, as on a real venue
+        if float(qty) == 0:
+            levels.pop(price, None)
+        else:
+            levels[price] = qty
+
+    async def push_depth(
+        self,
+        symbol: str,
+        bids: list[list[str]] = [],  # noqa: B006 - never mutated
+        asks: list[list[str]] = [],  # noqa: B006
+        *,
+        ids: int = 1,
+        skip: int = 0,
+        send: bool = True,
+    ) -> tuple[int, int]:
+        """Apply a diff to the venue's book and stream it; ``skip`` ids are lost before it (a gap).
+
+        Returns (U, u) of the event.
+        """
+        wire = wire_symbol(symbol)
+        book = self.books[wire]
+        for price, qty in bids:
+            self.set_level(symbol, Side.BUY, price, qty)
+        for price, qty in asks:
+            self.set_level(symbol, Side.SELL, price, qty)
+        first = book.update_id + 1 + skip
+        book.update_id += skip + ids
+        event = {"e": "depthUpdate", "E": 1, "s": wire, "U": first, "u": book.update_id, "b": bids, "a": asks}
+        if send:
+            await self._broadcast(f"{wire.lower()}@depth@100ms", event)
+        return first, book.update_id
+
+    async def push_trade(
+        self, symbol: str, price: str, qty: str, buyer_is_maker: bool, trade_id: int
+    ) -> None:
+        wire = wire_symbol(symbol)
+        event = {
+            "e": "trade", "E": 2, "s": wire, "t": trade_id, "p": price, "q": qty,
+            "T": 1_700_000_000_123, "m": buyer_is_maker,
+        }
+        await self._broadcast(f"{wire.lower()}@trade", event)
+
+    async def _broadcast(self, stream: str, data: dict[str, Any]) -> None:
+        payload = orjson.dumps({"stream": stream, "data": data}).decode()
+        for ws, streams in list(self.sockets):
+            if stream in streams and not ws.closed:
+                await ws.send_str(payload)
+
+    async def drop_connections(self) -> None:
+        self.connected.clear()
+        for ws, _ in list(self.sockets):
+            await ws.close()
+
+    def venue_top(self, symbol: str, n: int = 1000) -> tuple[list[tuple[float, float]], ...]:
+        book = self.books[wire_symbol(symbol)]
+        return (
+            [(float(p), float(q)) for p, q in book.levels(book.bids, True)][:n],
+            [(float(p), float(q)) for p, q in book.levels(book.asks, False)][:n],
+        )
+
+
+def runner_port(runner: web.AppRunner) -> int:
+    """The port an AppRunner's site bound (port 0 asks the OS for a free one)."""
+    for address in runner.addresses:
+        return int(address[1])
+    raise RuntimeError("runner has no bound site")
+
+
+class Probe:
+    """Records feed callbacks and lets a test await a condition on them (no sleeping)."""
+
+    def __init__(self) -> None:
+        self.books: list[tuple[str, int]] = []
+        self.health: list[tuple[str, SyncState]] = []
+        self.trades: list[Trade] = []
+        self._changed = asyncio.Condition()
+
+    def _notify(self) -> None:
+        async def wake() -> None:
+            async with self._changed:
+                self._changed.notify_all()
+
+        asyncio.get_running_loop().create_task(wake())
+
+    def on_book(self, book: L2Book) -> None:
+        self.books.append((book.symbol, book.seq))
+        self._notify()
+
+    def on_health(self, book: L2Book) -> None:
+        self.health.append((book.symbol, book.health.state))
+        self._notify()
+
+    def on_trade(self, trade: Trade) -> None:
+        self.trades.append(trade)
+        self._notify()
+
+    async def until(self, predicate: Callable[[], bool], within: float = 5.0) -> None:
+        async def wait() -> None:
+            async with self._changed:
+                await self._changed.wait_for(predicate)
+
+        await asyncio.wait_for(wait(), within)
+
+
+SYMBOLS = ["BERA/USDT", "BTC/USDT"]
+
+
+@pytest.fixture
+async def stub() -> AsyncIterator[StubBinance]:
+    venue = StubBinance(SYMBOLS)
+    rng = random.Random(3)
+    for symbol, mid in (("BERA/USDT", 2.0), ("BTC/USDT", 60000.0)):
+        for i in range(1, 21):
+            venue.set_level(symbol, Side.BUY, f"{mid - i * mid * 1e-4:.6f}", str(rng.randint(1, 50)))
+            venue.set_level(symbol, Side.SELL, f"{mid + i * mid * 1e-4:.6f}", str(rng.randint(1, 50)))
+    await venue.start()
+    yield venue
+    await venue.stop()
+
+
+@contextlib.asynccontextmanager
+async def running(feed: BinanceFeed) -> AsyncIterator[BinanceFeed]:
+    task = asyncio.create_task(feed.run())
+    try:
+        yield feed
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await feed.close()
+
+
+def make_feed(stub: StubBinance, probe: Probe, **kwargs: Any) -> BinanceFeed:
+    kwargs.setdefault("backoff", Backoff(base_s=0.01, cap_s=0.05))
+    return BinanceFeed(
+        "alpha",
+        SYMBOLS,
+        stub.ws_url,
+        stub.rest_url,
+        on_book=probe.on_book,
+        on_health=probe.on_health,
+        on_trade=probe.on_trade,
+        **kwargs,
+    )
+
+
+def in_sync(feed: BinanceFeed, *symbols: str) -> Callable[[], bool]:
+    return lambda: all(feed.books[s].health.state is SyncState.IN_SYNC for s in symbols or SYMBOLS)
+
+
+async def random_flow(stub: StubBinance, symbol: str, n: int, seed: int) -> None:
+    rng = random.Random(seed)
+    mid = 2.0 if symbol == "BERA/USDT" else 60000.0
+    for _ in range(n):
+        bids = [[f"{mid - rng.randint(1, 25) * mid * 1e-4:.6f}", str(rng.choice([0, 0, 1, 7, 30]))]
+                for _ in range(rng.randint(1, 5))]
+        asks = [[f"{mid + rng.randint(1, 25) * mid * 1e-4:.6f}", str(rng.choice([0, 0, 2, 9, 40]))]
+                for _ in range(rng.randint(1, 5))]
+        await stub.push_depth(symbol, bids, asks, ids=rng.randint(1, 3))
+
+
+def assert_equal_to_venue(feed: BinanceFeed, stub: StubBinance) -> None:
+    for symbol in SYMBOLS:
+        book = feed.books[symbol]
+        assert book.top(1000) == stub.venue_top(symbol), symbol
+        assert book.seq == stub.books[wire_symbol(symbol)].update_id
+
+
+# ---------------------------------------------------------------------------- tests
+
+
+async def test_many_symbols_sync_on_one_connection_and_follow_the_diffs(stub: StubBinance) -> None:
+    probe = Probe()
+    feed = make_feed(stub, probe)
+    assert feed.stream_url.endswith(
+        "/stream?streams=berausdt@depth@100ms/berausdt@trade/btcusdt@depth@100ms/btcusdt@trade"
+    )
+    async with running(feed):
+        await probe.until(in_sync(feed))
+        await random_flow(stub, "BERA/USDT", 200, seed=1)
+        await random_flow(stub, "BTC/USDT", 200, seed=2)
+        final = {s: stub.books[wire_symbol(s)].update_id for s in SYMBOLS}
+        await probe.until(lambda: all(feed.books[s].seq == final[s] for s in SYMBOLS))
+        assert_equal_to_venue(feed, stub)
+        assert stub.connections == 1
+        assert stub.snapshot_requests == 2
+        assert feed.stats.gaps == 0
+        # on_book fired for the snapshot and for every diff, in sequence order per symbol
+        seqs = [seq for symbol, seq in probe.books if symbol == "BERA/USDT"]
+        assert len(seqs) == 201 and seqs == sorted(seqs)
+
+
+async def test_events_arriving_before_the_snapshot_are_bridged(stub: StubBinance) -> None:
+    probe = Probe()
+    stub.snapshot_failures = 2  # the snapshot comes late: diffs pile up in the buffer first
+    feed = make_feed(stub, probe)
+    async with running(feed):
+        await stub.connected.wait()
+        await random_flow(stub, "BERA/USDT", 30, seed=5)
+        await probe.until(in_sync(feed))
+        assert_equal_to_venue(feed, stub)
+        assert feed.stats.snapshot_failures == 2
+
+
+async def test_sequence_gap_marks_resyncing_then_resyncs_to_the_venue_book(stub: StubBinance) -> None:
+    probe = Probe()
+    feed = make_feed(stub, probe)
+    async with running(feed):
+        await probe.until(in_sync(feed))
+        book = feed.books["BERA/USDT"]
+        stub.snapshot_failures = 1  # hold the resync for one retry so the out-of-sync state is observable
+        await stub.push_depth("BERA/USDT", [["1.9990", "5"]], skip=3)  # ids lost on the way
+        await probe.until(lambda: ("BERA/USDT", SyncState.RESYNCING) in probe.health)
+        assert not book.health.usable
+        assert book.health.resync_count == 1
+        assert "gap" in book.health.reason
+        await probe.until(in_sync(feed, "BERA/USDT"))
+        await random_flow(stub, "BERA/USDT", 20, seed=9)
+        final = stub.books["BERAUSDT"].update_id
+        await probe.until(lambda: book.seq == final)
+        assert_equal_to_venue(feed, stub)
+        assert feed.stats.gaps == 1
+        assert feed.books["BTC/USDT"].health.resync_count == 0  # the other symbol was untouched
+
+
+async def test_dropped_connection_reconnects_and_resyncs_every_symbol(stub: StubBinance) -> None:
+    probe = Probe()
+    feed = make_feed(stub, probe)
+    async with running(feed):
+        await probe.until(in_sync(feed))
+        await random_flow(stub, "BERA/USDT", 10, seed=3)
+        await stub.drop_connections()
+        await probe.until(lambda: all(
+            (s, SyncState.DISCONNECTED) in probe.health for s in SYMBOLS))
+        # the venue moves on while we are away
+        await random_flow(stub, "BTC/USDT", 10, seed=4)
+        await probe.until(lambda: stub.connections == 2 and in_sync(feed)())
+        await random_flow(stub, "BERA/USDT", 10, seed=6)
+        final = stub.books["BERAUSDT"].update_id
+        await probe.until(lambda: feed.books["BERA/USDT"].seq == final)
+        assert_equal_to_venue(feed, stub)
+        assert all(feed.books[s].health.resync_count == 1 for s in SYMBOLS)
+        assert feed.stats.connects == 2
+
+
+async def test_silent_stream_marks_stale_and_flowing_data_restores_in_sync(stub: StubBinance) -> None:
+    probe = Probe()
+    feed = make_feed(stub, probe, stale_after_s=0.3)
+    async with running(feed):
+        await probe.until(in_sync(feed))
+        await probe.until(lambda: ("BERA/USDT", SyncState.STALE) in probe.health, within=5)
+        book = feed.books["BERA/USDT"]
+        assert book.health.state is SyncState.STALE
+        assert not book.health.usable
+        await stub.push_depth("BERA/USDT", [["1.9995", "3"]])
+        await probe.until(lambda: book.health.state is SyncState.IN_SYNC)
+        assert book.health.resync_count == 0  # stale is not a resync: the sequence held
+        assert book.bid_qty(1.9995) == 3.0
+
+
+async def test_silent_socket_is_reconnected_when_configured(stub: StubBinance) -> None:
+    probe = Probe()
+    config = BinanceFeedConfig(reconnect_silent_s=0.3, watchdog_interval_s=0.05)
+    feed = make_feed(stub, probe, config=config, stale_after_s=10.0)
+    async with running(feed):
+        await probe.until(in_sync(feed))
+        await probe.until(lambda: stub.connections >= 2 and in_sync(feed)(), within=5)
+        assert feed.stats.disconnects >= 1
+
+
+async def test_trades_reach_on_trade_with_the_taker_side(stub: StubBinance) -> None:
+    probe = Probe()
+    feed = make_feed(stub, probe)
+    async with running(feed):
+        await probe.until(in_sync(feed))
+        await stub.push_trade("BTC/USDT", "60001.5", "0.25", buyer_is_maker=True, trade_id=42)
+        await stub.push_trade("BERA/USDT", "2.0001", "10", buyer_is_maker=False, trade_id=43)
+        await probe.until(lambda: len(probe.trades) == 2)
+    first, second = probe.trades
+    assert first == Trade("alpha", "BTC/USDT", 60001.5, 0.25, Side.SELL, 1_700_000_000.123, 42)
+    assert second.taker_side is Side.BUY and second.symbol == "BERA/USDT"
+
+
+class _CountingBackoff(Backoff):
+    """Backoff that signals after ``n`` failed attempts (so the test awaits an event, not time)."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__(base_s=0.01, cap_s=0.02)
+        self.reached = asyncio.Event()
+        self.n = n
+
+    def next_delay(self, now: float) -> float:
+        delay = super().next_delay(now)
+        if self.failures >= self.n:
+            self.reached.set()
+        return delay
+
+
+async def test_unreachable_venue_keeps_retrying_and_books_say_disconnected() -> None:
+    probe = Probe()
+    backoff = _CountingBackoff(3)
+    feed = BinanceFeed(
+        "alpha", ["BERA/USDT"], "ws://127.0.0.1:9", "http://127.0.0.1:9/api/v3",
+        on_health=probe.on_health, backoff=backoff,
+    )
+    task = asyncio.create_task(feed.run())
+    try:
+        await asyncio.wait_for(backoff.reached.wait(), 5)
+        reason = feed.books["BERA/USDT"].health.reason
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await feed.close()
+    book = feed.books["BERA/USDT"]
+    assert book.health.state is SyncState.DISCONNECTED
+    assert "connect failed" in reason
+    assert feed.stats.connects == 0
+    assert probe.health == []  # never connected: no transition to report
+
+
+def test_backoff_is_full_jitter_capped_and_resets_after_a_healthy_connection() -> None:
+    backoff = Backoff(base_s=0.5, cap_s=4.0, reset_after_s=30.0, rng=random.Random(1))
+    ceilings = [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
+    for ceiling in ceilings:
+        delay = backoff.next_delay(now=0.0)
+        assert 0.0 <= delay <= ceiling
+    assert backoff.failures == len(ceilings)
+    backoff.connected(now=100.0)
+    backoff.next_delay(now=110.0)  # dropped after 10 s: not healthy long enough
+    assert backoff.failures == len(ceilings) + 1
+    backoff.connected(now=200.0)
+    delay = backoff.next_delay(now=240.0)  # up for 40 s: start over
+    assert backoff.failures == 1 and delay <= 0.5
+    samples = [Backoff(base_s=1.0, cap_s=1.0, rng=random.Random(i)).next_delay(0.0) for i in range(200)]
+    assert min(samples) < 0.1 and max(samples) > 0.9  # jitter spreads over the whole range
