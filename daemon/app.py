@@ -807,10 +807,12 @@ class Daemon:
                     if isinstance(result, BaseException):
                         log.error("venue_stop_failed", venue=manager.venue, error=repr(result))
                         code = EXIT_FAILED_STOP
-                left = {m.venue: len(m.open_orders()) for m in managers if m.open_orders()}
+                # cancel_all confirmed with the venue (fetch_open_orders); records the manager
+                # still holds are bookkeeping (e.g. a fill whose final report is in flight)
+                left = {m.venue: [f"{o.client_order_id}:{o.state.value}" for o in m.open_orders()]
+                        for m in managers if m.open_orders()}
                 if left:
-                    log.error("orders_left_open", venues=left)
-                    code = EXIT_FAILED_STOP
+                    log.warning("order_records_not_final", venues=left)
                 await self.supervisor.stop(wait_s=2.0)
                 await self._flush_trades()
                 if self.publisher is not None:

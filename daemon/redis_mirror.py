@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import orjson
@@ -102,7 +103,7 @@ class RedisMirror:
         self.backoff = backoff or Backoff(base_s=0.1, cap_s=5.0, reset_after_s=5.0)
         self.stats = MirrorStats()
         self._dirty: dict[str, L2Book] = {}
-        self._dirty_aggregated: dict[str, CombinedBook] = {}
+        self._dirty_aggregated: dict[str, CombinedBook | Callable[[], CombinedBook]] = {}
         self._known: dict[str, L2Book] = {}  # every book ever marked: rewritten on heartbeat
         self._book_keys: dict[tuple[str, str], str] = {}
         self._aggregated_versions: dict[str, int] = {}
@@ -110,6 +111,8 @@ class RedisMirror:
         self._wake = asyncio.Event()
         self._last_flush = -1e18
         self._last_heartbeat = -1e18
+        self._flushed = asyncio.Event()  # replaced after each flush: waiters see the next one
+        self._failed = asyncio.Event()
 
     # ------------------------------------------------------------------ called by the feed (sync, O(1))
 
@@ -123,8 +126,13 @@ class RedisMirror:
         self._dirty[key] = book
         self._wake.set()
 
-    def mark_dirty_aggregated(self, symbol: str, combined: CombinedBook) -> None:
-        """Remember the latest combined book of ``symbol`` for the next flush."""
+    def mark_dirty_aggregated(self, symbol: str, combined: CombinedBook | Callable[[], CombinedBook]) -> None:
+        """Remember the latest combined book of ``symbol`` for the next flush.
+
+        Pass a callable (e.g. ``functools.partial(aggregator.combined, symbol)``, built once) to
+        merge the combined book only when it is written, at most once per interval, rather than
+        on every venue update.
+        """
         self._dirty_aggregated[symbol] = combined
         self._wake.set()
 
@@ -189,7 +197,8 @@ class RedisMirror:
             pipe.publish(channel, key)
         for symbol, comb in combined.items():
             key = self.keys.aggregated_book(symbol)
-            pipe.hset(key, mapping=self._aggregated_fields(symbol, comb, now))
+            view = comb() if callable(comb) else comb
+            pipe.hset(key, mapping=self._aggregated_fields(symbol, view, now))
             pipe.publish(channel, key)
         for trade in trades:
             pipe.xadd(
@@ -209,6 +218,8 @@ class RedisMirror:
         except REDIS_ERRORS:
             self.stats.failures += 1
             self._restore(books, combined, trades)
+            self._failed, failed = asyncio.Event(), self._failed
+            failed.set()
             raise
         finally:
             with contextlib.suppress(*REDIS_ERRORS):
@@ -216,6 +227,21 @@ class RedisMirror:
         self.stats.flushes += 1
         self.stats.book_writes += len(books) + len(combined)
         self.stats.trade_writes += len(trades)
+        self._flushed, flushed = asyncio.Event(), self._flushed
+        flushed.set()
+
+    async def next_flush(self) -> None:
+        """Return after the next successful flush."""
+        await self._flushed.wait()
+
+    async def next_failure(self) -> None:
+        """Return after the next failed flush (Redis down or too slow)."""
+        await self._failed.wait()
+
+    async def drained(self) -> None:
+        """Return once everything marked so far is in Redis (waits through outages)."""
+        while self.pending:
+            await self.next_flush()
 
     async def close(self) -> None:
         """Close the client if the mirror created it (pending writes are not flushed)."""
@@ -233,7 +259,10 @@ class RedisMirror:
         return taken
 
     def _restore(
-        self, books: dict[str, L2Book], combined: dict[str, CombinedBook], trades: list[Trade]
+        self,
+        books: dict[str, L2Book],
+        combined: dict[str, CombinedBook | Callable[[], CombinedBook]],
+        trades: list[Trade],
     ) -> None:
         # Anything re-marked since the failed flush is newer: keep it, fill in the rest.
         for key, book in books.items():

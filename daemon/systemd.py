@@ -46,7 +46,13 @@ class Notifier:
         payload = "\n".join(f"{key.upper()}={value}" for key, value in fields.items()).encode()
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+                # never block the event loop: a receiver whose queue is full (a stuck manager,
+                # a test not reading) loses this datagram instead of freezing trading
+                sock.setblocking(False)
                 sock.sendto(payload, self._address)
+        except BlockingIOError:
+            log.debug("sd_notify_dropped", reason="receiver queue full")
+            return False
         except OSError as exc:
             log.warning("sd_notify_failed", error=str(exc))
             return False

@@ -209,7 +209,7 @@ _levels = st.lists(st.tuples(_prices, _qtys).map(list), max_size=12)
 _op = st.tuples(st.booleans(), _levels, _levels)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(
     ops=st.lists(_op, min_size=1, max_size=25),
     max_depth=st.one_of(st.none(), st.integers(min_value=1, max_value=6)),

@@ -119,15 +119,18 @@ async def test_sighup_with_a_broken_yaml_keeps_the_old_config_and_a_valid_one_ap
     [event] = [e for e in daemon.events() if e.get("event") == "config_reload_rejected"]
     assert "passive_lines[0].quantity" in " ".join(event["problems"])
     assert daemon.process.poll() is None  # still running, still quoting the old sizes
-    orders = await own_orders(venue_clients, daemon.instance)
-    assert any(float(o["amount"]) == 40 for o in orders["alpha"])
+
+    async def passive_sizes() -> set[float]:
+        orders = await own_orders(venue_clients, daemon.instance)
+        return {float(o["amount"]) for v in orders.values() for o in v if "-pas" in o["clientOrderId"]}
+
+    assert await until(passive_sizes) == {40.0}
 
     daemon.config.write_text(good.replace("quantity: 40", "quantity: 55"))
     daemon.process.send_signal(signal.SIGHUP)
 
     async def resized() -> bool:
-        orders = await own_orders(venue_clients, daemon.instance)
-        return any(55 * 0.5 <= float(o["amount"]) <= 55 and float(o["amount"]) > 40 for o in orders["alpha"])
+        return await passive_sizes() == {55.0}
 
     await until(resized)
     assert any(e.get("event") == "config_reloaded" for e in daemon.events())

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiohttp
 import ccxt
 import ccxt.async_support
 import pytest
@@ -35,6 +36,12 @@ DEMO_KEYS = {
 class RunningVenue:
     process: subprocess.Popen[str]
     urls: dict[str, tuple[str, str]]  # venue -> (rest, ws)
+
+    def stop(self, sig: signal.Signals = signal.SIGTERM) -> tuple[int, str]:
+        """Signal the process, wait for it and close its pipes; returns (exit code, stderr)."""
+        self.process.send_signal(sig)
+        _, stderr = self.process.communicate(timeout=20)
+        return self.process.returncode, stderr
 
     def config(self, venue: str) -> tuple[str, str, str, str]:
         rest, ws = self.urls[venue]
@@ -67,9 +74,8 @@ def start_paper_venue(*extra: str) -> RunningVenue:
     while len(urls) < 3:
         line = process.stdout.readline()
         if not line:
-            raise AssertionError(
-                f"paper-venue exited early: {process.stderr.read() if process.stderr else ''}"
-            )
+            _, stderr = process.communicate(timeout=20)
+            raise AssertionError(f"paper-venue exited early: {stderr}")
         match = _VENUE_LINE.match(line.strip())
         if match:
             urls[match.group(1)] = (match.group(2), match.group(3))
@@ -80,8 +86,7 @@ def start_paper_venue(*extra: str) -> RunningVenue:
 def running_venue() -> Iterator[RunningVenue]:
     venue = start_paper_venue("--quiet", "--seed", "11")
     yield venue
-    venue.process.send_signal(signal.SIGTERM)
-    venue.process.wait(timeout=20)
+    venue.stop()
 
 
 async def test_paper_venue_prints_every_demo_venue(running_venue: RunningVenue) -> None:
@@ -183,10 +188,29 @@ async def test_ccxt_raises_insufficient_funds_and_invalid_symbol(running_venue: 
 
 def test_paper_venue_stops_cleanly_on_sigint() -> None:
     venue = start_paper_venue("--quiet")
-    venue.process.send_signal(signal.SIGINT)
-    assert venue.process.wait(timeout=20) == 0
-    assert venue.process.stderr is not None
-    assert "Traceback" not in venue.process.stderr.read()
+    code, stderr = venue.stop(signal.SIGINT)
+    assert code == 0
+    assert "Traceback" not in stderr
+
+
+async def test_running_paper_venue_takes_fault_commands_over_http() -> None:
+    venue = start_paper_venue("--quiet")
+    try:
+        rest, _ = venue.urls["gamma"]
+        base = rest.removesuffix("/api/v3")
+        async with aiohttp.ClientSession() as http:
+            async with http.post(f"{base}/paper/faults", json={"force_429": 30}) as resp:
+                assert resp.status == 200
+            client = ccxt.async_support.binance(ccxt_config(venue.config("gamma")))
+            try:
+                with pytest.raises(ccxt.DDoSProtection):
+                    await client.fetch_time()
+            finally:
+                await client.close()
+            async with http.get(f"{venue.urls['alpha'][0]}/ping") as resp:
+                assert resp.status == 200  # faults are per venue
+    finally:
+        assert venue.stop()[0] == 0
 
 
 def test_paper_venue_prints_live_lines_unless_quiet() -> None:
@@ -203,6 +227,5 @@ def test_paper_venue_prints_live_lines_unless_quiet() -> None:
             if match:
                 seen.add((match.group(1), match.group(2)))
     finally:
-        venue.process.send_signal(signal.SIGTERM)
-        venue.process.wait(timeout=20)
+        assert venue.stop()[0] == 0
     assert ("gamma", "ETH/USDT") in seen

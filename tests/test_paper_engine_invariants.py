@@ -66,7 +66,7 @@ def check_invariants(engine: MatchingEngine) -> None:
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(ops)
 def test_balances_are_conserved_locks_match_open_orders_and_the_book_never_crosses(
-    sequence: list[tuple],  # type: ignore[type-arg]
+    sequence: list[tuple],
 ) -> None:
     engine = MatchingEngine([SPEC], ManualClock(), maker_fee=D("0.001"), taker_fee=D("0.00075"))
     for account in ACCOUNTS:

@@ -182,3 +182,33 @@ async def test_scenario_sets_starting_fault_knobs(
         assert resp.status == 503
     async with http.get(f"{exchange.venues['beta'].rest_url}/ping") as resp:
         assert resp.status == 200
+
+
+async def test_control_endpoint_turns_knobs_at_run_time(
+    paper_exchange: PaperExchange, http: aiohttp.ClientSession
+) -> None:
+    venue = paper_exchange.venues["alpha"]
+    base = venue.rest_url.removesuffix("/api/v3")
+    async with http.ws_connect(f"{venue.ws_url}/ws/berausdt@depth@100ms") as ws:
+        await depth_event(ws)
+        command = {
+            "rest_fail_rate": 0.25,
+            "rest_fail_mode": "timeout",
+            "stall": None,
+            "drop_connections": True,
+        }
+        async with http.post(f"{base}/paper/faults", json=command) as resp:
+            status = await resp.json()
+        assert resp.status == 200
+        assert status["faults"]["rest_fail_rate"] == 0.25 and status["faults"]["rest_fail_mode"] == "timeout"
+        assert status["faults"]["stalled"] is True
+        while (msg := await asyncio.wait_for(ws.receive(), 5)).type is aiohttp.WSMsgType.TEXT:
+            pass  # data queued before the stall may still be flushed by the close
+    assert ws.closed
+    async with http.post(f"{base}/paper/faults", json={"unstall": True, "rest_fail_rate": 0}) as resp:
+        assert (await resp.json())["faults"]["stalled"] is False
+    async with http.post(f"{base}/paper/market", json={"paused": True}) as resp:
+        assert (await resp.json())["market_paused"] is True
+    assert paper_exchange.market_paused
+    async with http.post(f"{base}/paper/faults", json={"gap_next_depth": 0}) as resp:
+        assert resp.status == 400

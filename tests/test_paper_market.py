@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import math
+import os
 import statistics
+import subprocess
+import sys
 from collections import defaultdict
 from decimal import Decimal
 
@@ -131,6 +134,34 @@ def test_same_seed_and_step_sequence_give_the_same_flow() -> None:
     assert runs[0][2] != runs[2][2]
 
 
+FLOW_DIGEST = """
+import hashlib
+from tests.test_paper_market import VenueNoiseParams, build, flow, run
+market, engines, clock = build(42, {"alpha": VenueNoiseParams(), "beta": VenueNoiseParams(lag_s=0.3)})
+run(market, clock, 10)
+print(hashlib.sha256(repr(flow(engines)).encode()).hexdigest(), len(flow(engines)))
+"""
+
+
+def test_the_seed_reproduces_the_flow_across_processes() -> None:
+    # Separate interpreters with different string hashing: nothing may depend on set/dict hash order.
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    digests = {
+        subprocess.run(
+            [sys.executable, "-c", FLOW_DIGEST],
+            cwd=root,
+            env={**os.environ, "PYTHONHASHSEED": hash_seed},
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        ).stdout
+        for hash_seed in ("1", "2")
+    }
+    assert len(digests) == 1
+    assert int(digests.pop().split()[1]) > 20
+
+
 # ------------------------------------------------------------------ book shape
 
 
@@ -148,6 +179,21 @@ def test_books_are_deep_with_spreads_of_a_few_to_tens_of_bps() -> None:
 
     for key, values in spreads.items():
         assert 1 <= statistics.median(values) <= 40, (key, values)
+
+
+def median_spread_bps(vol_multiplier: float) -> float:
+    fv = FairValueParams(asset="BERA", start_price=2.5, regimes=[RegimeParams(vol_multiplier=vol_multiplier)])
+    market, engines, clock = build(21, fair_values=[fv], symbols=SPECS[:1])
+    spreads = []
+    for _ in range(20):
+        run(market, clock, 1)
+        spreads.append(spread_bps(engines["alpha"], "BERA/USDT"))
+    return statistics.median(spreads)
+
+
+def test_makers_widen_their_spreads_in_a_volatile_regime() -> None:
+    calm, hot = median_spread_bps(1.0), median_spread_bps(9.0)  # spreads scale with sqrt(vol): x3
+    assert 2 < hot / calm < 4.5
 
 
 def test_makers_requote_so_the_book_churns_without_any_taker() -> None:

@@ -12,10 +12,10 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 
+from connectors.feed import Backoff
 from daemon.redis_keys import RedisKeys
 from daemon.redis_mirror import RedisMirror
 from daemon.redis_server import RedisServer
-from connectors.feed import Backoff
 from strategies.aggregator import Aggregator, CombinedBookSpec
 from strategies.book import L2Book
 from strategies.types import Side, SyncState, Trade
@@ -51,9 +51,12 @@ async def running(mirror: RedisMirror) -> AsyncIterator[RedisMirror]:
 
 
 async def _next_update(pubsub: aioredis.client.PubSub, within: float = 5.0) -> str:
-    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=within)
-    assert message is not None, "no book update published"
-    return message["data"].decode()  # type: ignore[no-any-return]
+    """The next key announced on the book-updates channel (subscribe confirmations skipped)."""
+    async with asyncio.timeout(within):
+        while True:
+            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=within)
+            if message is not None:
+                return message["data"].decode()  # type: ignore[no-any-return]
 
 
 async def test_book_hash_holds_top_n_seq_version_and_health(
@@ -66,7 +69,8 @@ async def test_book_hash_holds_top_n_seq_version_and_health(
     mirror.mark_dirty(book)
     await mirror.flush()
     await mirror.close()
-    stored = {k.decode(): v.decode() for k, v in (await redis_client.hgetall(keys.book("alpha", "BERA/USDT"))).items()}
+    raw: dict[bytes, bytes] = await redis_client.hgetall(keys.book("alpha", "BERA/USDT"))  # type: ignore[assignment]
+    stored = {k.decode(): v.decode() for k, v in raw.items()}
     bids, asks = book.top(50)
     assert orjson.loads(stored["bids"]) == [list(level) for level in bids]
     assert orjson.loads(stored["asks"]) == [list(level) for level in asks]
@@ -98,11 +102,10 @@ async def test_burst_of_changes_is_coalesced_into_one_write_per_interval(
         elapsed = loop.time() - started
         assert await _next_update(pubsub) == keys.book("alpha", "BERA/USDT")
         key = keys.book("alpha", "BERA/USDT")
-        # wait until the final state is what Redis holds
-        while int(await redis_client.hget(key, "seq") or 0) != 2100:  # noqa: ASYNC110
-            await _next_update(pubsub)
+        await asyncio.wait_for(mirror.drained(), 5)
+        assert int(await redis_client.hget(key, "seq") or 0) == 2100
         writes = mirror.stats.book_writes
-    await pubsub.aclose()
+        await pubsub.aclose()
     assert writes <= elapsed / 0.05 + 2, (writes, elapsed)
     assert writes < 2000 / 10
 
@@ -120,7 +123,8 @@ async def test_trades_go_to_a_bounded_stream_in_order(
     stream = keys.trades("alpha", "BERA/USDT")
     length = await redis_client.xlen(stream)
     assert 1000 <= length < 1300  # MAXLEN ~ trims in whole nodes
-    (_, last), = await redis_client.xrevrange(stream, count=1)
+    entries: list[tuple[bytes, dict[bytes, bytes]]] = await redis_client.xrevrange(stream, count=1)  # type: ignore[assignment]
+    ((_, last),) = entries
     assert last == {b"price": repr(2.0 + 4999e-4).encode(), b"qty": b"5000.0", b"side": b"buy",
                     b"ts": repr(1.7e9 + 4999).encode(), b"id": b"4999"}
     assert mirror.stats.trade_writes == 5000
@@ -160,8 +164,7 @@ async def test_redis_down_never_blocks_the_feed_and_the_mirror_catches_up(
     )
     async with running(mirror):
         mirror.mark_dirty(book)
-        while mirror.stats.flushes == 0:  # noqa: ASYNC110
-            await asyncio.sleep(0.01)
+        await mirror.next_flush()
         await asyncio.to_thread(private_redis.stop)
         # the feed keeps going: every call returns at once, memory stays bounded
         for i in range(150):
@@ -170,21 +173,18 @@ async def test_redis_down_never_blocks_the_feed_and_the_mirror_catches_up(
             mirror.add_trade(_trade(i))
         assert mirror.stats.dropped_trades == 50
         assert mirror.pending <= 1 + 100 + 1
-        while mirror.stats.failures == 0:  # noqa: ASYNC110
-            await asyncio.sleep(0.01)
+        await asyncio.wait_for(mirror.next_failure(), 10)
         assert not mirror.stats.connected
         await asyncio.to_thread(private_redis.start)
+        await asyncio.wait_for(mirror.drained(), 10)
         client = aioredis.Redis.from_url(private_redis.url)
         try:
             key = keys.book("alpha", "BERA/USDT")
-            for _ in range(500):
-                if (await client.hget(key, "seq")) == b"349" and await client.xlen(
-                    keys.trades("alpha", "BERA/USDT")
-                ) == 100:
-                    break
-                await asyncio.sleep(0.02)
             assert await client.hget(key, "seq") == b"349"
-            ids = [int(f[b"id"]) for _, f in await client.xrange(keys.trades("alpha", "BERA/USDT"))]
+            entries: list[tuple[bytes, dict[bytes, bytes]]] = await client.xrange(  # type: ignore[assignment]
+                keys.trades("alpha", "BERA/USDT")
+            )
+            ids = [int(f[b"id"]) for _, f in entries]
             assert ids == list(range(50, 150))  # the newest 100 survived, in order
         finally:
             await client.aclose()
@@ -202,8 +202,7 @@ async def test_slow_redis_does_not_slow_marking_and_latest_state_wins(
     pid = private_redis.process.pid
     async with running(mirror):
         mirror.mark_dirty(book)
-        while mirror.stats.flushes == 0:  # noqa: ASYNC110
-            await asyncio.sleep(0.01)
+        await mirror.next_flush()
         os.kill(pid, signal.SIGSTOP)  # Redis hangs: the pending flush waits on its socket
         try:
             ticks = 0
@@ -216,13 +215,10 @@ async def test_slow_redis_does_not_slow_marking_and_latest_state_wins(
             assert mirror.pending <= 1
         finally:
             os.kill(pid, signal.SIGCONT)
+        await asyncio.wait_for(mirror.drained(), 10)
         client = aioredis.Redis.from_url(private_redis.url)
         try:
             key = keys.book("alpha", "BERA/USDT")
-            for _ in range(500):
-                if await client.hget(key, "seq") == b"799":
-                    break
-                await asyncio.sleep(0.02)
             assert await client.hget(key, "seq") == b"799"
         finally:
             await client.aclose()

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from strategies.aggregator import Aggregator, CombinedBookSpec, CrossSpec
 from strategies.book import L2Book
-from strategies.reference import ReferenceKind, ReferencePrice, ReferenceSpec, reference_price
+from strategies.reference import PriceField, ReferenceKind, ReferencePrice, ReferenceSpec, reference_price
 from strategies.types import BookHealth, SyncState
 
 NOW = 1_000.0
@@ -144,3 +146,42 @@ def test_spec_rejects_a_kind_without_the_venues_it_needs() -> None:
     with pytest.raises(ValueError, match="every venue"):
         ReferenceSpec(ReferenceKind.AGGREGATED, ["alpha"])
     assert ReferenceKind("liquidity_weighted") is ReferenceKind.LIQUIDITY_WEIGHTED
+
+
+# ---------------------------------------------------------------- properties
+
+_quotes = st.tuples(
+    st.floats(min_value=1.0, max_value=2.0),  # bid
+    st.floats(min_value=0.0001, max_value=0.2),  # spread
+    st.floats(min_value=0.1, max_value=100.0),  # bid size
+    st.floats(min_value=0.1, max_value=100.0),  # ask size
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(quotes=st.lists(_quotes, min_size=1, max_size=4), price=st.sampled_from(["mid", "microprice"]))
+def test_aggregated_reference_agrees_with_the_combined_book_and_weighted_stays_within_the_mids(
+    quotes: list[tuple[float, float, float, float]], price: PriceField
+) -> None:
+    venues = [f"v{i}" for i in range(len(quotes))]
+    books = {
+        (v, SYMBOL): _book(v, [(bid, bid_size), (bid * 0.99, 5.0)], [(bid + spread, ask_size)])
+        for v, (bid, spread, bid_size, ask_size) in zip(venues, quotes, strict=True)
+    }
+    agg = Aggregator([CombinedBookSpec(SYMBOL, venues)])
+    for book in books.values():
+        agg.update(book)
+    combined = agg.combined(SYMBOL)
+    ref = reference_price(ReferenceSpec(ReferenceKind.AGGREGATED, price=price), agg, SYMBOL, NOW)
+    expected = combined.mid() if price == "mid" else combined.microprice()
+    assert ref.value == pytest.approx(expected, rel=1e-12)
+    weighted = reference_price(
+        ReferenceSpec(ReferenceKind.LIQUIDITY_WEIGHTED, price=price), books, SYMBOL, NOW
+    )
+    mids = [b.mid() if price == "mid" else b.microprice() for b in books.values()]
+    assert weighted.value is not None
+    assert (
+        min(m for m in mids if m is not None) - 1e-12
+        <= weighted.value
+        <= max(m for m in mids if m is not None) + 1e-12
+    )

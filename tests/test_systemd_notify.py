@@ -74,3 +74,15 @@ async def test_watchdog_pings_from_the_event_loop(notify_socket: tuple[socket.so
     finally:
         task.cancel()
     assert all(_fields(p) == {"WATCHDOG": "1"} for p in pings)
+
+
+async def test_a_receiver_that_does_not_read_never_blocks_the_sender(
+    notify_socket: tuple[socket.socket, str],
+) -> None:
+    _, path = notify_socket  # bound, never read: its queue fills after a few datagrams
+    notifier = Notifier({"NOTIFY_SOCKET": path})
+    results = await asyncio.wait_for(
+        asyncio.to_thread(lambda: [notifier.status(f"line {i}") for i in range(200)]), timeout=10
+    )
+    assert results[0] is True
+    assert results[-1] is False  # dropped, not blocked

@@ -211,7 +211,7 @@ _trade_times = st.lists(
 )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(
     drawn=_trade_times,
     width=st.sampled_from([0.5, 1.0, 2.5, 10.0]),
@@ -241,7 +241,7 @@ def test_sma_equals_a_brute_force_sum_over_the_window_buckets(
         assert rates.buy == pytest.approx(buys / period, rel=1e-9, abs=1e-9)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(drawn=_trade_times, after=st.floats(min_value=0.0, max_value=2000.0))
 def test_ewma_equals_the_direct_exponential_sum(drawn: list[tuple[float, float, bool]], after: float) -> None:
     periods = (30.0, 120.0, 600.0)

@@ -72,6 +72,7 @@ class ManagerStats:
     reconciles: int = 0
     stream_errors: int = 0
     out_of_order_reports: int = 0
+    stale_reports: int = 0
 
 
 class OrderManager:
@@ -258,6 +259,10 @@ class OrderManager:
             await self._move(rec, OrderState.REJECTED, "rate_limited")
         except (OutcomeUnknown, OrderNotFound) as exc:
             self.stats.unknown += 1
+            if rec.state is not OrderState.PENDING_NEW:
+                # The user-data stream already reported the order: it exists, nothing is unknown.
+                self.stats.unknown_resolved["stream"] += 1
+                return
             await self._move(rec, OrderState.UNKNOWN, str(exc)[:200])
             self._schedule_resolve(rec, self.unknown_grace_s)
         else:
@@ -290,7 +295,8 @@ class OrderManager:
         await self._persist(rec)
 
     async def _persist(self, rec: OrderRecord) -> None:
-        await self.store.record_order_event(rec)
+        # Memory first, in the same step as the transition: a coroutine running during the
+        # store write must never find a finished order among the live ones.
         if rec.venue_order_id:
             self._by_venue_id[rec.venue_order_id] = rec.client_order_id
         if rec.state.is_terminal and self._orders.pop(rec.client_order_id, None) is not None:
@@ -298,9 +304,13 @@ class OrderManager:
             while len(self._recent) > _RECENT_LIMIT:
                 self._recent.popitem(last=False)
         self._wake.set()  # a slot may have freed or become decidable
+        await self.store.record_order_event(rec)
 
     async def _apply_report(self, rec: OrderRecord, report: VenueOrder) -> None:
         """Fold a venue report (REST answer, stream update, lookup) into our record."""
+        if rec.state.is_terminal:
+            self.stats.stale_reports += 1  # e.g. the stream's "new" after our cancel's answer
+            return
         if rec.venue_order_id is None and report.venue_order_id not in ("", "None"):
             rec.venue_order_id = report.venue_order_id
         old_filled = rec.filled
@@ -321,6 +331,8 @@ class OrderManager:
             return  # an older report overtaken by a newer one
         if old is OrderState.PENDING_CANCEL and new is OrderState.REJECTED:
             new = OrderState.CANCELLED
+        if old is OrderState.UNKNOWN:
+            self.stats.unknown_resolved["report"] += 1  # a stream or listing told us first
         if not rec.can_move_to(new):
             self.stats.out_of_order_reports += 1
             log.warning("order_report_ignored", cid=rec.client_order_id, state=old, reported=new)
@@ -346,7 +358,7 @@ class OrderManager:
             await asyncio.sleep(backoff)
             if await self._resolve(rec):
                 return
-            backoff = min(backoff * 2, 5.0)
+            backoff = min(backoff * 2, 2.0)
 
     async def _resolve(self, rec: OrderRecord) -> bool:
         """Ask the venue about ``rec`` by client id. True once it has a definite answer."""

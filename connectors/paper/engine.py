@@ -190,7 +190,12 @@ class Balance:
 
 
 class EngineListener(Protocol):
-    """What the venue server implements to turn engine changes into REST/WS output."""
+    """What the venue server implements to turn engine changes into REST/WS output.
+
+    Called synchronously, in the order things happen, while an operation runs: a listener may
+    read the engine (``depth``) but must not call back into ``place``/``cancel`` and must not
+    raise, since an exception would leave that operation half applied.
+    """
 
     def on_book_change(self, change: BookChange) -> None: ...
 
@@ -370,7 +375,9 @@ class MatchingEngine:
         client order id or a would-take LIMIT_MAKER refuses it. A FOK that cannot fill in full
         comes back EXPIRED with no execution; an IOC or MARKET remainder expires.
         """
-        book = self._book(symbol)
+        book = self._books.get(symbol)
+        if book is None:
+            raise OrderRejected(RejectReason.UNKNOWN_SYMBOL, f"unknown symbol {symbol}")
         with localcontext(_EXACT):
             return self._place(book, account, side, type, qty, price, tif, client_order_id)
 
@@ -561,7 +568,9 @@ class MatchingEngine:
     ) -> tuple[Order, list[Execution]]:
         spec = book.spec
         steps, ticks = self._validate(book, type, qty, price)
-        acct = self._accounts.get(account) or self._account(account)
+        acct = self._accounts.get(account)
+        if acct is None:
+            acct = self._account(account)
         if client_order_id is not None and client_order_id in acct.open_by_cid:
             raise OrderRejected(RejectReason.DUPLICATE_ORDER, f"client order id {client_order_id} is open")
         is_buy = side is Side.BUY
@@ -588,7 +597,9 @@ class MatchingEngine:
             lock_asset = spec.base
             lock = qty
             fok_short = tif is TimeInForce.FOK and not self._crossable(book, False, ticks, steps)
-        bal = acct.balance(lock_asset)
+        bal = acct.balances.get(lock_asset)
+        if bal is None:
+            bal = acct.balance(lock_asset)
         if bal.free < lock:
             raise OrderRejected(
                 RejectReason.INSUFFICIENT_BALANCE, f"{lock} {lock_asset} needed, {bal.free} free"
@@ -620,7 +631,7 @@ class MatchingEngine:
         bal.free -= lock
         bal.locked += lock
         if listeners:
-            self._touch(account, lock_asset)
+            self._touched.add((account, lock_asset))
         # Only walk the other side when the order reaches it (most adds do not).
         if is_buy:
             crosses = bool(book.ask_keys) and (ticks is None or -book.ask_keys[-1] <= ticks)
@@ -654,7 +665,8 @@ class MatchingEngine:
             if lock_left:
                 bal.free += lock_left
                 bal.locked -= lock_left
-        self._emit_balances()
+        if self._touched:
+            self._emit_balances()
         return order.copy(), executions
 
     def _crossable(self, book: _Book, is_buy: bool, ticks: int | None, steps: int) -> bool:
@@ -823,7 +835,9 @@ class MatchingEngine:
         else:
             level.orders.append(resting)
             level.total += resting.remaining
-        self._emit_level(book, resting.order.side, p, level.total)
+        book.update_id += 1
+        if self.listeners:
+            self._publish_level(book, resting.order.side, p, level.total)
 
     def _cancel(self, book: _Book, acct: _Account, resting: _Resting) -> None:
         order = resting.order
@@ -858,9 +872,12 @@ class MatchingEngine:
     def _emit_level(self, book: _Book, side: Side, ticks: int, total: int) -> None:
         book.update_id += 1
         if self.listeners:
-            change = BookChange(book.spec.symbol, side, book.price(ticks), book.step * total, book.update_id)
-            for listener in self.listeners:
-                listener.on_book_change(change)
+            self._publish_level(book, side, ticks, total)
+
+    def _publish_level(self, book: _Book, side: Side, ticks: int, total: int) -> None:
+        change = BookChange(book.spec.symbol, side, book.price(ticks), book.step * total, book.update_id)
+        for listener in self.listeners:
+            listener.on_book_change(change)
 
     def _emit_order(self, order: Order) -> None:
         if self.listeners:
@@ -872,6 +889,13 @@ class MatchingEngine:
         if not self._touched:
             return
         touched, self._touched = self._touched, set()
+        if len(touched) == 1:  # an add or a cancel: one asset of one account
+            ((name, asset),) = touched
+            bal = self._accounts[name].balances[asset]
+            one = {asset: Balance(bal.free, bal.locked)}
+            for listener in self.listeners:
+                listener.on_balance_update(name, one)
+            return
         by_account: dict[str, dict[str, Balance]] = {}
         for name, asset in sorted(touched):
             bal = self._accounts[name].balances[asset]

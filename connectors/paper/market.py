@@ -271,8 +271,8 @@ class _Attachment:
                         if not engine.is_open(MAKER_ACCOUNT, slot.order_id):
                             # Taken: come back after a while, as a real maker would.
                             slot.order_id = None
-                            slot.ready_at = now + rng.expovariate(1 / p.replenish_delay_s) if (
-                                p.replenish_delay_s > 0) else now  # fmt: skip
+                            delay = p.replenish_delay_s
+                            slot.ready_at = now + (rng.expovariate(1 / delay) if delay > 0 else 0.0)
                             continue
                         # Positive when the order is more aggressive than where it belongs.
                         drift_bps = -sign * (slot.price - target) / view / _BPS

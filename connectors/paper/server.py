@@ -22,6 +22,7 @@ from aiohttp import web
 from connectors.paper.auth import ApiCredential, KeyRing
 from connectors.paper.binance_rest import BinanceRestApi, ListenKeys
 from connectors.paper.binance_ws import DepthSpeed, StreamHub
+from connectors.paper.control import ControlApi
 from connectors.paper.engine import MatchingEngine
 from connectors.paper.faults import FaultKnobs
 from connectors.paper.market import SimulatedMarket
@@ -64,13 +65,14 @@ class PaperVenueHandle:
 class _VenueServer:
     """The aiohttp app and listening socket of one venue."""
 
-    def __init__(self, handle: PaperVenueHandle, host: str, port: int) -> None:
+    def __init__(self, handle: PaperVenueHandle, host: str, port: int, control: ControlApi) -> None:
         self.handle = handle
         self.host = host
         self.port = port
         app = web.Application()
         app.add_routes(handle.rest.routes())
         app.add_routes(handle.hub.routes())
+        app.add_routes(control.routes())
         self.runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
 
     async def start(self) -> int:
@@ -184,7 +186,8 @@ class PaperExchange:
             port = handle.settings.port
             if port is None:
                 port = self.base_port + index if self.base_port else 0
-            server = _VenueServer(handle, self.host, port)
+            control = ControlApi(handle, self.pause_market, self.resume_market, lambda: self.market_paused)
+            server = _VenueServer(handle, self.host, port, control)
             handle.port = await server.start()
             self._servers.append(server)
             handle.rest_url = f"http://{self.host}:{handle.port}/api/v3"

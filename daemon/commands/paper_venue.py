@@ -18,6 +18,7 @@ from pathlib import Path
 from connectors.paper.engine import Balance, BookChange, Execution, Order
 from connectors.paper.scenario import ScenarioError, load_scenario
 from connectors.paper.server import PaperExchange, PaperVenueHandle
+from daemon.logging import configure_logging
 
 DEFAULT_SCENARIO = Path("config/paper/demo.yaml")
 DEFAULT_BASE_PORT = 17001
@@ -41,6 +42,12 @@ def build_parser(command: str) -> argparse.ArgumentParser:
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed of the simulated flow (default 0)")
     parser.add_argument("--quiet", action="store_true", help="print only the venue URLs, no live lines")
+    parser.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        help="log level (stderr)",
+    )
     return parser
 
 
@@ -130,6 +137,8 @@ async def serve(scenario_path: Path, port: int, seed: int, quiet: bool) -> int:
 
 def main(argv: list[str], command: str = "paper-venue") -> int:
     args = build_parser(command).parse_args(argv)
+    # Logs go to stderr: stdout carries only the venue URLs and the live lines, for scripts.
+    configure_logging(level=args.log_level, stream=sys.stderr)
     try:
         return asyncio.run(serve(args.scenario, args.port, args.seed, args.quiet))
     except ScenarioError as exc:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import faulthandler
+import signal
 import sys
 from pathlib import Path
 
@@ -37,6 +39,8 @@ def main(argv: list[str], command: str = "run") -> int:
         print(f"stackmm {command}: invalid settings:\n{exc}", file=sys.stderr)
         return 2
     configure_logging(settings.resolved_log_format(), settings.log_level)
+    # `kill -USR1 <pid>` dumps every thread's stack to stderr: for a daemon that seems stuck
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     from daemon.app import Daemon  # after logging is configured: imports log at module level
 
     daemon = Daemon(args.config, settings)

@@ -90,9 +90,9 @@ def quote(
     calibration: CalibrationState | None,
 ) -> ModelQuote | None:
     """The model's quote for ``inventory`` (base units) at ``now`` (epoch seconds), or None."""
-    if missing_inputs(config, sigma, calibration):
-        return None
     inputs = resolve_inputs(config, sigma, calibration)
+    if any(getattr(inputs, name) is None for name in _needed(config)):
+        return None  # missing_inputs() says why
     if isinstance(config, AvellanedaStoikovConfig):
         assert inputs.sigma is not None and inputs.k is not None
         return avellaneda_stoikov.quote(config, mid, inventory, inputs.sigma, inputs.k, now)
