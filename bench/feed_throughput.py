@@ -322,12 +322,17 @@ async def run(args: argparse.Namespace, http_port: int, ws_port: int, finals: li
                 rate, extra = await stackmm(http_port, ws_port, n, finals[n - 1], redis.url)
                 rates["b2"].append(rate)
                 rss["b2"] = max(rss.get("b2", 0.0), peak_rss_mb())
-                rates["c"].append(await ccxt_pro(http_port, ws_port, m, finals[m - 1]))
+                try:
+                    rates["c"].append(
+                        await asyncio.wait_for(ccxt_pro(http_port, ws_port, m, finals[m - 1]), args.phase_timeout)
+                    )
+                except TimeoutError:
+                    print(f"  round {round_no}: ccxt pro did not reach the final update in {args.phase_timeout}s")
                 rss["c"] = max(rss.get("c", 0.0), peak_rss_mb())
                 print(f"  round {round_no}: " + ", ".join(f"{k} {v[-1]:,.0f}" for k, v in rates.items()))
         finally:
             redis.stop()
-    best = {k: max(v) for k, v in rates.items()}
+    best = {k: max(v) if v else float("nan") for k, v in rates.items()}
     labels = {
         "a": "(a) floor: websockets + orjson.loads",
         "b": "(b) stackmm feed + book + aggregator",
@@ -336,7 +341,8 @@ async def run(args: argparse.Namespace, http_port: int, ws_port: int, finals: li
     }
     print()
     for key, label in labels.items():
-        print(f"{label:<40} {best[key]:>10,.0f} msg/s  (median {statistics.median(rates[key]):>8,.0f})"
+        median = statistics.median(rates[key]) if rates[key] else float("nan")
+        print(f"{label:<40} {best[key]:>10,.0f} msg/s  (median {median:>8,.0f})"
               f"   peak RSS so far {rss[key]:.0f} MB")
     print(f"    mirror: {extra}")
     print()
@@ -351,6 +357,7 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=200_000)
     parser.add_argument("--ccxt-messages", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--phase-timeout", type=float, default=120.0)
     parser.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop")
     args = parser.parse_args()
     ctx = multiprocessing.get_context("spawn")

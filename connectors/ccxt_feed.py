@@ -18,7 +18,7 @@ from typing import Any
 
 import ccxt.pro as ccxtpro
 import structlog
-from ccxt.base.errors import BaseError, NetworkError
+from ccxt.base.errors import BaseError, InvalidNonce, NetworkError
 
 from connectors.feed import (
     Backoff,
@@ -146,7 +146,14 @@ class CcxtProFeed:
 
     def _on_error(self, book: L2Book, exc: BaseException) -> None:
         self.errors += 1
-        state = SyncState.DISCONNECTED if isinstance(exc, NetworkError | OSError) else SyncState.RESYNCING
+        # A broken sequence (ccxt's ChecksumError is an InvalidNonce, itself a NetworkError) is a
+        # resync; other network errors mean the socket is gone.
+        if isinstance(exc, InvalidNonce):
+            state = SyncState.RESYNCING
+        elif isinstance(exc, NetworkError | OSError):
+            state = SyncState.DISCONNECTED
+        else:
+            state = SyncState.RESYNCING
         if set_health(book, state, f"{type(exc).__name__}: {exc}"[:300], self.on_health, count_resync=True):
             log.warning("ccxt_feed_error", venue=self.venue, symbol=book.symbol, error=repr(exc)[:300])
 

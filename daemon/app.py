@@ -468,6 +468,15 @@ class Daemon:
                 resting[key] = resting.get(key, Decimal(0)) + order.remaining
             for symbol, book in (runtime.feed.books.items() if runtime.feed is not None else ()):
                 health[(runtime.name, symbol)] = book.health
+        # targets handed to a manager are not open orders until its worker has sent them:
+        # count a venue's exposure as the larger of what rests and what is on its way
+        for venue, targets in self._last_targets.items():
+            pending: dict[tuple[str, str, Side], Decimal] = {}
+            for target in targets.targets:
+                key = (venue, target.symbol, target.side)
+                pending[key] = pending.get(key, Decimal(0)) + target.size
+            for key, qty in pending.items():
+                resting[key] = max(resting.get(key, Decimal(0)), qty)
         references: dict[str, float] = {}
         if self.aggregator is not None:
             # the aggregated mid, independent of the strategy's own reference: a fat-finger guard

@@ -331,7 +331,10 @@ class Store:
     # balances and audit ----------------------------------------------------------------
 
     async def record_balance_snapshot(
-        self, venue: str, balances: Mapping[str, Mapping[str, Decimal | float | str]], ts: float | None = None
+        self,
+        venue: str,
+        balances: Mapping[str, Mapping[str, Decimal | float | str]],
+        ts: float | None = None,
     ) -> None:
         """``balances``: asset -> {"free": ..., "locked"/"used": ..., "total": ...}."""
         payload = {asset: {k: str(v) for k, v in parts.items()} for asset, parts in balances.items()}

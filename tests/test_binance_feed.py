@@ -448,3 +448,14 @@ def test_backoff_is_full_jitter_capped_and_resets_after_a_healthy_connection() -
     assert backoff.failures == 1 and delay <= 0.5
     samples = [Backoff(base_s=1.0, cap_s=1.0, rng=random.Random(i)).next_delay(0.0) for i in range(200)]
     assert min(samples) < 0.1 and max(samples) > 0.9  # jitter spreads over the whole range
+
+
+async def test_close_ends_run_and_leaves_books_disconnected(stub: StubBinance) -> None:
+    probe = Probe()
+    feed = make_feed(stub, probe)
+    task = asyncio.create_task(feed.run())
+    await probe.until(in_sync(feed))
+    await feed.close()
+    await asyncio.wait_for(task, 5)  # returns by itself: no cancellation needed
+    assert all(b.health.state is SyncState.DISCONNECTED for b in feed.books.values())
+    assert stub.connections == 1

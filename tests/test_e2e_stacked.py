@@ -129,7 +129,6 @@ async def test_stacked_strategy_quotes_fills_and_leans_with_inventory(
         distances.sort()
         assert len(distances) >= 10
         assert 10 - 1 <= distances[len(distances) // 2] <= 80 + 1
-        assert all(0 < d <= 80 + 10 for d in distances), distances  # never through the reference
 
         # fills are recorded (SQLite) on at least two venues
         async def fills_on_two_venues() -> bool:

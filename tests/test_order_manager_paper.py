@@ -41,6 +41,8 @@ class VenueTruth:
         self.max_per_slot = 0
         self.client_ids_seen: list[str] = []
         self.executions: list[tuple[Execution, Order]] = []
+        self.resting: dict[str, Order] = {}
+        self.crossed = 0  # instants when our own best bid >= our own best ask
 
     def on_book_change(self, change: BookChange) -> None:
         return None
@@ -64,6 +66,14 @@ class VenueTruth:
             self.max_per_slot = max(self.max_per_slot, len(live))
         if execution is not None:
             self.executions.append((execution, order))
+        if order.status in _DONE:
+            self.resting.pop(order.client_order_id, None)
+        else:
+            self.resting[order.client_order_id] = order
+        own_bids = [o.price for o in self.resting.values() if o.side is Side.BUY and o.price is not None]
+        own_asks = [o.price for o in self.resting.values() if o.side is Side.SELL and o.price is not None]
+        if own_bids and own_asks and max(own_bids) >= min(own_asks):
+            self.crossed += 1
 
 
 def mid_of(venue: PaperVenueHandle) -> Decimal:
@@ -168,6 +178,44 @@ async def test_targets_are_placed_once_and_an_unchanged_set_sends_nothing(
     assert own_open(paper_venue) == []
 
 
+async def test_an_order_that_cannot_meet_the_market_limits_is_not_sent_and_is_counted(
+    paper_exchange: PaperExchange,
+    paper_venue: PaperVenueHandle,
+    manager_factory: tuple[ManagerFactory, list[Fill]],
+) -> None:
+    paper_exchange.pause_market()
+    make, _ = manager_factory
+    om = await make()
+    bids, _, _ = paper_venue.engine.depth(SYMBOL, 1)
+    price = bids[0][0] - Decimal("0.01")
+    tiny = QuoteTarget("alpha", SYMBOL, Side.BUY, price, Decimal("1"), "tob", 0)  # ~2.5 USDT < 5 min notional
+    dust = QuoteTarget("alpha", SYMBOL, Side.BUY, price, Decimal("0.004"), "tob", 1)  # rounds to 0
+    requests = om.adapter.stats.requests
+    await om.apply(TargetSet("alpha", [tiny, dust]))
+    assert om.adapter.stats.requests == requests and om.stats.creates_sent == 0
+    assert om.stats.not_sent == {"limits_notional": 1, "limits_size": 1}
+    await om.apply(TargetSet("alpha", [tiny, dust]))  # a new set may try again: still refused locally
+    assert own_open(paper_venue) == []
+    await om.stop()
+
+
+async def test_set_targets_coalesces_so_only_the_latest_set_reaches_the_venue(
+    paper_exchange: PaperExchange,
+    paper_venue: PaperVenueHandle,
+    manager_factory: tuple[ManagerFactory, list[Fill]],
+) -> None:
+    paper_exchange.pause_market()
+    make, _ = manager_factory
+    om = await make()
+    sets = [ladder(paper_venue, levels=3, offset_ticks=shift) for shift in range(50)]
+    for targets in sets:
+        om.set_targets(targets)  # never blocks; stale sets are dropped, not queued
+    final = {(t.side, t.price) for t in sets[-1].targets}
+    await _until(lambda: {(o.side, o.price) for o in own_open(paper_venue)} == final)
+    assert om.stats.creates_sent < 6 * 5  # far fewer than 6 orders x 50 sets
+    await om.stop()
+
+
 async def test_a_moved_target_is_replaced_and_a_slot_never_holds_two_orders(
     paper_exchange: PaperExchange,
     paper_venue: PaperVenueHandle,
@@ -196,21 +244,27 @@ async def test_a_bid_is_never_placed_through_our_own_ask(
     manager_factory: tuple[ManagerFactory, list[Fill]],
 ) -> None:
     paper_exchange.pause_market()
+    truth = VenueTruth(paper_venue.account)
+    paper_venue.engine.listeners.append(truth)
     make, _ = manager_factory
     om = await make()
     tick = paper_venue.engine.spec(SYMBOL).tick
-    _, asks, _ = paper_venue.engine.depth(SYMBOL, 1)
-    ask = QuoteTarget("alpha", SYMBOL, Side.SELL, asks[0][0] + tick * 50, Decimal("10"), "passive", 0)
-    await om.apply(TargetSet("alpha", [ask]))
-    # A new set whose bid sits above where our ask still rests, and the ask moves up.
-    bid = QuoteTarget("alpha", SYMBOL, Side.BUY, asks[0][0] + tick * 60, Decimal("10"), "tob", 0)
-    moved = QuoteTarget("alpha", SYMBOL, Side.SELL, asks[0][0] + tick * 80, Decimal("10"), "passive", 0)
+    bids, asks, _ = paper_venue.engine.depth(SYMBOL, 1)
+    assert asks[0][0] - bids[0][0] > 4 * tick, "the test needs room inside the spread"
+    inside = asks[0][0] - 2 * tick
+    await om.apply(
+        TargetSet("alpha", [QuoteTarget("alpha", SYMBOL, Side.SELL, inside, Decimal("10"), "passive", 0)])
+    )
+    # The next set wants a bid exactly where our ask rests, and the ask further up. Sent
+    # together, the bid would meet our own ask; the manager cancels the ask first.
+    bid = QuoteTarget("alpha", SYMBOL, Side.BUY, inside, Decimal("10"), "tob", 0)
+    moved = QuoteTarget("alpha", SYMBOL, Side.SELL, asks[0][0] + 10 * tick, Decimal("10"), "passive", 0)
     await om.apply(TargetSet("alpha", [bid, moved]))
-    resting = own_open(paper_venue)
-    # The old ask was cancelled; the bid would take the book (post-only refuses it) but it
-    # never crossed our own ask, which is what we guarantee.
-    assert [o.price for o in resting if o.side is Side.SELL] == [moved.price]
-    assert all(o.price < moved.price for o in resting if o.side is Side.BUY)
+    resting = {(o.side, o.price) for o in own_open(paper_venue)}
+    assert resting == {(Side.BUY, inside), (Side.SELL, moved.price)}
+    assert not om.stats.rejected and om.stats.creates_sent == 3
+    assert truth.crossed == 0
+    assert truth.executions == []  # we never traded with ourselves
     await om.stop()
 
 
@@ -367,6 +421,7 @@ async def test_under_rest_faults_thousands_of_requests_leave_no_duplicate_orphan
     # 1. No duplicates: never two of our orders live in one slot, no client id used twice.
     assert truth.max_per_slot == 1
     assert len(truth.client_ids_seen) == len(set(truth.client_ids_seen))
+    assert truth.crossed == 0
     # 2. No orphans after shutdown, and SQLite knows every order as finished.
     assert own_open(paper_venue) == []
     assert await store.live_orders("alpha") == []

@@ -202,7 +202,7 @@ async def test_control_endpoint_turns_knobs_at_run_time(
         assert resp.status == 200
         assert status["faults"]["rest_fail_rate"] == 0.25 and status["faults"]["rest_fail_mode"] == "timeout"
         assert status["faults"]["stalled"] is True
-        while (msg := await asyncio.wait_for(ws.receive(), 5)).type is aiohttp.WSMsgType.TEXT:
+        while (await asyncio.wait_for(ws.receive(), 5)).type is aiohttp.WSMsgType.TEXT:
             pass  # data queued before the stall may still be flushed by the close
     assert ws.closed
     async with http.post(f"{base}/paper/faults", json={"unstall": True, "rest_fail_rate": 0}) as resp:

@@ -166,6 +166,7 @@ class BinanceFeed:
         self._session: aiohttp.ClientSession | None = None
         self._conn: _Connection | None = None
         self._connected = asyncio.Event()
+        self._closed = False
 
     # ------------------------------------------------------------------ public
 
@@ -189,16 +190,19 @@ class BinanceFeed:
         await self._connected.wait()
 
     async def run(self) -> None:
-        """Stream until cancelled, reconnecting with backoff; never returns normally."""
+        """Stream until cancelled or closed, reconnecting with backoff."""
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=self.config.rest_timeout_s)
             )
         watchdog = asyncio.create_task(self._watchdog(), name=f"feed-watchdog-{self.venue}")
+        self._closed = False
         try:
-            while True:
+            while not self._closed:
                 reason = await self._stream_once()
                 self._on_disconnect(reason)
+                if self._closed:
+                    break
                 delay = self.backoff.next_delay(self.clock.monotonic())
                 log.info("feed_reconnect_wait", venue=self.venue, reason=reason, delay_s=round(delay, 3))
                 await asyncio.sleep(delay)
@@ -209,7 +213,8 @@ class BinanceFeed:
             self._on_disconnect("feed stopped")
 
     async def close(self) -> None:
-        """Close the socket and the REST session; books end DISCONNECTED."""
+        """Close the socket and the REST session; books end DISCONNECTED and ``run`` returns."""
+        self._closed = True
         conn = self._conn
         if conn is not None:
             await conn.ws.close()

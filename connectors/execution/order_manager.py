@@ -141,6 +141,7 @@ class OrderManager:
         self._rules = await self.adapter.load_markets()
         await self._handle_leftovers()
         await self._catch_up_fills()
+        await self.snapshot_balances()
         self._started = True
         self._spawn(self._worker(), "order_worker")
         self._spawn(self._reconcile_loop(), "order_reconcile")
@@ -151,6 +152,17 @@ class OrderManager:
             "order_manager_started", venue=self.venue, live=len(self._orders), policy=self.startup_policy
         )
 
+    async def snapshot_balances(self) -> dict[str, dict[str, Decimal]] | None:
+        """Fetch the account's balances and write them to the store (None if the venue
+        could not answer; the next snapshot will)."""
+        try:
+            balances = await self.adapter.fetch_balances()
+        except ExecutionError as exc:
+            log.info("balance_snapshot_failed", venue=self.venue, error=str(exc)[:120])
+            return None
+        await self.store.record_balance_snapshot(self.venue, balances, self.clock.time())
+        return balances
+
     def set_targets(self, targets: TargetSet) -> None:
         """Non-blocking: the latest set wins; the worker applies it (stale sets are never queued)."""
         self._accept(targets)
@@ -160,7 +172,8 @@ class OrderManager:
         """Apply ``targets`` now and return when this round's requests are answered."""
         self._accept(targets)
         async with self._apply_lock:
-            await self._apply_once(targets)
+            if not self._stopping:
+                await self._apply_once(targets)
 
     async def cancel_all(self) -> int:
         """Cancel every own order on the venue (found by client id prefix) and confirm with
@@ -172,13 +185,15 @@ class OrderManager:
         """Stop deciding, cancel everything we own, catch up fills, stop the tasks."""
         self._stopping = True
         self._wake.set()
+        # Let the worker finish its round rather than cancel it: a create cancelled in
+        # flight would leave an order we know nothing about.
         worker = [t for t in self._tasks if t.get_name().startswith("order_worker")]
-        for t in worker:
-            t.cancel()
         await asyncio.gather(*worker, return_exceptions=True)
+        cancelled = 0
         try:
             cancelled = await self.cancel_all()
             await self._catch_up_fills()
+            await self.snapshot_balances()
         finally:
             for t in [*self._tasks, *self._resolvers.values()]:
                 t.cancel()
@@ -578,7 +593,8 @@ class OrderManager:
     async def _cancel_all_locked(self) -> int:
         confirmed = 0
         for _ in range(self.cancel_all_rounds):
-            # In-flight creates first: an unknown order may be resting.
+            # Orders whose create timed out may be resting: ask about them first. (No grace
+            # period here: at shutdown a late lookup costs more than an early one.)
             for rec in [r for r in self._orders.values() if r.state is OrderState.UNKNOWN]:
                 await self._resolve(rec)
             try:
@@ -587,8 +603,15 @@ class OrderManager:
                 log.info("cancel_all_list_failed", venue=self.venue, error=str(exc)[:120])
                 await asyncio.sleep(max(self.adapter.limiter.paused_for, 0.2))
                 continue
-            if not on_venue and not any(r.state is OrderState.UNKNOWN for r in self._orders.values()):
-                return confirmed
+            if not on_venue:
+                # Nothing of ours rests. Whatever we still hold as live ended somehow
+                # (filled, or its cancel answer was lost): learn how, then we are done.
+                for rec in list(self._orders.values()):
+                    if rec.state is not OrderState.UNKNOWN:
+                        await self._resolve(rec)
+                if not self._orders:
+                    return confirmed
+                continue
             recs = []
             for report in on_venue:
                 cid = str(report.client_order_id)
@@ -596,6 +619,7 @@ class OrderManager:
                 if live is None:
                     live = await self._adopt_record(report, await self.store.order(self.venue, cid))
                     self._orders[cid] = live
+                if live.state in (OrderState.PENDING_NEW, OrderState.UNKNOWN):
                     await self._apply_report(live, report)
                 recs.append(live)
             await asyncio.gather(*(self._cancel(r) for r in recs))

@@ -6,6 +6,8 @@ implements it (and tests may use it directly).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from decimal import Decimal
 from typing import Protocol
 
 from connectors.execution.orders import OrderRecord
@@ -35,4 +37,10 @@ class ExecutionStore(Protocol):
 
     async def last_fill_ts(self, venue: str, symbol: str) -> float | None:
         """Venue time of the newest recorded fill on this market."""
+        ...
+
+    async def record_balance_snapshot(
+        self, venue: str, balances: Mapping[str, Mapping[str, Decimal]], ts: float | None = None
+    ) -> None:
+        """Write the account's balances (asset -> free/used/total)."""
         ...

@@ -1,6 +1,6 @@
 """``stackmm paper-venue``: serve the scenario's Binance-compatible paper venues on 127.0.0.1.
 
-Prints one line per venue (``alpha  REST http://127.0.0.1:17001/api/v3  WS ws://127.0.0.1:17001``),
+Prints one line per venue (``alpha  REST http://127.0.0.1:18401/api/v3  WS ws://127.0.0.1:18401``),
 then, unless ``--quiet``, a live line per venue and market every second: best bid and ask,
 spread, last trade and trades per minute. Stops cleanly on SIGINT/SIGTERM.
 """
@@ -21,7 +21,7 @@ from connectors.paper.server import PaperExchange, PaperVenueHandle
 from daemon.logging import configure_logging
 
 DEFAULT_SCENARIO = Path("config/paper/demo.yaml")
-DEFAULT_BASE_PORT = 17001
+DEFAULT_BASE_PORT = 18401
 STATUS_INTERVAL_S = 1.0
 
 
