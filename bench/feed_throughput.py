@@ -10,6 +10,8 @@ stackmm's feed and ccxt pro can sync. In the same run it measures:
   (b) stackmm: ``BinanceFeed`` applying every message to its ``L2Book`` (U/u checks, health,
       ``on_book``) and registering it with the ``Aggregator``; once without and once with
       the ``RedisMirror`` (private redis-server; book + aggregated view marked per update);
+      with the default ``websockets`` transport and with the ``aiohttp`` one (b'), whose C
+      frame reader is what ccxt pro runs on; (a') is the matching bare aiohttp loop;
   (c) ccxt pro: ``binance.watch_order_book`` on the same stream (URL overrides).
 
 Usage: ``python bench/feed_throughput.py [--messages 200000] [--ccxt-messages 50000]``.
@@ -35,6 +37,7 @@ from typing import Any
 import orjson
 
 ROOT = Path(__file__).resolve().parents[1]
+args_verbose = False
 sys.path.insert(0, str(ROOT))
 
 SYMBOL = "BERA/USDT"
@@ -42,6 +45,7 @@ WIRE = "BERAUSDT"
 STREAM = "berausdt@depth@100ms"
 FIRST_ID = 1_000_001  # the snapshot is lastUpdateId = FIRST_ID - 1
 TICK = 0.0001
+TICK_STR = "0.0001"
 
 
 # ---------------------------------------------------------------------------- data
@@ -126,7 +130,7 @@ EXCHANGE_INFO = {
             "isSpotTradingAllowed": True,
             "isMarginTradingAllowed": False,
             "filters": [
-                {"filterType": "PRICE_FILTER", "minPrice": "0.0001", "maxPrice": "1000.0000", "tickSize": "0.0001"},
+                {"filterType": "PRICE_FILTER", "minPrice": TICK_STR, "maxPrice": "1e3", "tickSize": TICK_STR},
                 {"filterType": "LOT_SIZE", "minQty": "0.01", "maxQty": "9000000.00", "stepSize": "0.01"},
             ],
             "permissions": ["SPOT"],
@@ -224,7 +228,24 @@ async def floor(ws_port: int, n: int) -> float:
         return (n - 1) / (time.perf_counter() - started)
 
 
-async def stackmm(http_port: int, ws_port: int, n: int, final_id: int, redis_url: str | None) -> tuple[float, str]:
+async def aiohttp_floor(ws_port: int, n: int) -> float:
+    import aiohttp
+
+    loads = orjson.loads
+    async with aiohttp.ClientSession() as session, session.ws_connect(
+        f"ws://127.0.0.1:{ws_port}/raw", max_msg_size=0, compress=0
+    ) as ws:
+        receive = ws.receive
+        loads((await receive()).data)
+        started = time.perf_counter()
+        for _ in range(n - 1):
+            loads((await receive()).data)
+        return (n - 1) / (time.perf_counter() - started)
+
+
+async def stackmm(
+    http_port: int, ws_port: int, n: int, final_id: int, redis_url: str | None, transport: str = "websockets"
+) -> tuple[float, str]:
     from connectors.binance.feed import BinanceFeed, BinanceFeedConfig
     from daemon.redis_keys import RedisKeys
     from daemon.redis_mirror import RedisMirror
@@ -252,7 +273,8 @@ async def stackmm(http_port: int, ws_port: int, n: int, final_id: int, redis_url
 
     feed = BinanceFeed(
         "alpha", [SYMBOL], f"ws://127.0.0.1:{ws_port}", f"http://127.0.0.1:{http_port}/api/v3",
-        on_book=on_book, config=BinanceFeedConfig(trades=False, max_buffer=n + 10),
+        on_book=on_book,
+        config=BinanceFeedConfig(trades=False, max_buffer=n + 10, transport=transport),  # type: ignore[arg-type]
     )
     tasks = [asyncio.create_task(feed.run())]
     if mirror is not None:
@@ -281,9 +303,14 @@ async def ccxt_pro(http_port: int, ws_port: int, n: int, final_id: int) -> float
         ccxt_config((f"http://127.0.0.1:{http_port}/api/v3", f"ws://127.0.0.1:{ws_port}", "", ""))
     )
     try:
+        await exchange.load_markets()
+        if args_verbose:
+            print("    ccxt: markets loaded", flush=True)
         started: float | None = None
         while True:
             book = await exchange.watch_order_book(SYMBOL)
+            if args_verbose and started is None:
+                print(f"    ccxt: first book, nonce {book['nonce']}", flush=True)
             nonce = book["nonce"]
             if started is None:
                 started = time.perf_counter()
@@ -294,7 +321,7 @@ async def ccxt_pro(http_port: int, ws_port: int, n: int, final_id: int) -> float
     finally:
         await exchange.close()
     # messages between the first observed book and the target (ids per message average ~2)
-    return n * (final_id - first_nonce) / (final_id - (FIRST_ID - 1)) / elapsed
+    return float(n * (final_id - first_nonce) / (final_id - (FIRST_ID - 1)) / elapsed)
 
 
 # ---------------------------------------------------------------------------- main
@@ -307,59 +334,75 @@ async def run(args: argparse.Namespace, http_port: int, ws_port: int, finals: li
     m = min(args.ccxt_messages, n)
     print(f"messages: {n} per run (one symbol, 5-20 levels each; ccxt pro: first {m}), "
           f"client loop: {args.loop}, {args.rounds} interleaved rounds, best round reported")
-    rates: dict[str, list[float]] = {"a": [], "b": [], "b2": [], "c": []}
+    rates: dict[str, list[float]] = {k: [] for k in ("a", "b", "b2", "a_aio", "b_aio", "b2_aio", "c")}
     rss: dict[str, float] = {}
     extra = ""
+
+    async def measure(key: str, coro: Any) -> None:
+        if args.verbose:
+            print(f"    {key} ...", flush=True)
+        try:
+            result = await asyncio.wait_for(coro, args.phase_timeout)
+        except TimeoutError:
+            print(f"    {key}: no result within {args.phase_timeout}s, round skipped", flush=True)
+            return
+        rates[key].append(result[0] if isinstance(result, tuple) else result)
+        rss[key] = max(rss.get(key, 0.0), peak_rss_mb())
+
     with tempfile.TemporaryDirectory() as tmp:
         redis = RedisServer(directory=Path(tmp))
         redis.start()
         try:
             for round_no in range(1, args.rounds + 1):
-                rates["a"].append(await floor(ws_port, n))
-                rss["a"] = max(rss.get("a", 0.0), peak_rss_mb())
-                rates["b"].append((await stackmm(http_port, ws_port, n, finals[n - 1], None))[0])
-                rss["b"] = max(rss.get("b", 0.0), peak_rss_mb())
-                rate, extra = await stackmm(http_port, ws_port, n, finals[n - 1], redis.url)
-                rates["b2"].append(rate)
-                rss["b2"] = max(rss.get("b2", 0.0), peak_rss_mb())
-                try:
-                    rates["c"].append(
-                        await asyncio.wait_for(ccxt_pro(http_port, ws_port, m, finals[m - 1]), args.phase_timeout)
-                    )
-                except TimeoutError:
-                    print(f"  round {round_no}: ccxt pro did not reach the final update in {args.phase_timeout}s")
-                rss["c"] = max(rss.get("c", 0.0), peak_rss_mb())
-                print(f"  round {round_no}: " + ", ".join(f"{k} {v[-1]:,.0f}" for k, v in rates.items()))
+                final = finals[n - 1]
+                await measure("a", floor(ws_port, n))
+                await measure("b", stackmm(http_port, ws_port, n, final, None))
+                await measure("b2", stackmm(http_port, ws_port, n, final, redis.url))
+                await measure("a_aio", aiohttp_floor(ws_port, n))
+                await measure("b_aio", stackmm(http_port, ws_port, n, final, None, "aiohttp"))
+                await measure("b2_aio", stackmm(http_port, ws_port, n, final, redis.url, "aiohttp"))
+                await measure("c", ccxt_pro(http_port, ws_port, m, finals[m - 1]))
+                print(f"  round {round_no}: " + ", ".join(f"{k} {v[-1]:,.0f}" for k, v in rates.items() if v))
         finally:
             redis.stop()
     best = {k: max(v) if v else float("nan") for k, v in rates.items()}
     labels = {
-        "a": "(a) floor: websockets + orjson.loads",
-        "b": "(b) stackmm feed + book + aggregator",
-        "b2": "(b) ... + Redis mirror (book + agg)",
-        "c": "(c) ccxt pro watch_order_book",
+        "a": "(a)  floor: websockets recv + orjson",
+        "b": "(b)  stackmm feed, websockets transport",
+        "b2": "(b)  ... + Redis mirror (book + agg)",
+        "a_aio": "(a') floor: aiohttp receive + orjson",
+        "b_aio": "(b') stackmm feed, aiohttp transport",
+        "b2_aio": "(b') ... + Redis mirror (book + agg)",
+        "c": "(c)  ccxt pro watch_order_book",
     }
     print()
     for key, label in labels.items():
         median = statistics.median(rates[key]) if rates[key] else float("nan")
-        print(f"{label:<40} {best[key]:>10,.0f} msg/s  (median {median:>8,.0f})"
-              f"   peak RSS so far {rss[key]:.0f} MB")
+        print(f"{label:<42} {best[key]:>10,.0f} msg/s  (median {median:>8,.0f})"
+              f"   peak RSS so far {rss.get(key, 0.0):.0f} MB")
     print(f"    mirror: {extra}")
     print()
-    a, b, b2, c = best["a"], best["b"], best["b2"], best["c"]
-    print(f"(b)/(a) = {b / a:.2f}  (target >= 0.60)   with mirror: {b2 / a:.2f}")
-    print(f"(b)/(c) = {b / c:.1f}x (target >= 3x)     with mirror: {b2 / c:.1f}x")
+    a, c = best["a"], best["c"]
+    for name, b, b2 in (("websockets", best["b"], best["b2"]), ("aiohttp", best["b_aio"], best["b2_aio"])):
+        print(f"{name:>10} transport: (b)/(a) = {b / a:.2f} (target >= 0.60, mirror {b2 / a:.2f});"
+              f"  (b)/(c) = {b / c:.1f}x (target >= 3x, mirror {b2 / c:.1f}x)")
+    print(f"transport alone: aiohttp floor / websockets floor = {best['a_aio'] / a:.2f}")
     print(f"peak RSS of this (client) process: {peak_rss_mb():.0f} MB")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--messages", type=int, default=200_000)
     parser.add_argument("--ccxt-messages", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--phase-timeout", type=float, default=120.0)
     parser.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop")
+    parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args()
+    global args_verbose
+    args_verbose = args.verbose
     ctx = multiprocessing.get_context("spawn")
     with ctx.Manager() as manager:
         ports = manager.list()

@@ -150,6 +150,28 @@ class VenueRuntime:
     orders: OrderManager | None = None
     started: asyncio.Event = field(default_factory=asyncio.Event)
     balances: dict[str, Decimal] = field(default_factory=dict)
+    # for risk limits: holdings when the manager first started (nothing of ours resting, so no
+    # fill can race the snapshot) plus every fill since; later balance polls are not used here,
+    # as a poll and a fill report in flight would count that fill twice
+    opening: dict[str, Decimal] | None = None
+    opening_ts: float = 0.0
+    fill_deltas: dict[str, Decimal] = field(default_factory=dict)
+
+    def position(self, asset: str) -> Decimal:
+        if self.opening is None:
+            return Decimal(0)
+        return self.opening.get(asset, Decimal(0)) + self.fill_deltas.get(asset, Decimal(0))
+
+    def on_fill(self, fill: Fill) -> None:
+        if self.opening is None or fill.ts <= self.opening_ts:
+            return  # already in the opening snapshot (a fill from before this run)
+        base, _, quote = fill.symbol.partition("/")
+        sign = fill.side.sign
+        deltas = self.fill_deltas
+        deltas[base] = deltas.get(base, Decimal(0)) + sign * fill.qty
+        deltas[quote] = deltas.get(quote, Decimal(0)) - sign * fill.price * fill.qty
+        if fill.fee:
+            deltas[fill.fee_asset] = deltas.get(fill.fee_asset, Decimal(0)) - fill.fee
     adapters: list[VenueAdapter] = field(default_factory=list)
 
 
@@ -362,6 +384,9 @@ class Daemon:
             await manager.start()
             runtime.orders = manager
             await self._refresh_balances(runtime)
+            if runtime.opening is None and runtime.balances:
+                runtime.opening = dict(runtime.balances)
+                runtime.opening_ts = self.clock.time()
             runtime.started.set()
             last = self._last_targets.get(runtime.name)
             if last is not None and not self.stopping:
@@ -422,10 +447,21 @@ class Daemon:
                  qty=str(fill.qty), line=fill.line_id, order=fill.client_order_id)
         self.pnl.on_fill(fill)
         self._filled_orders.add(fill.client_order_id)
+        runtime = self.venues.get(fill.venue)
+        if runtime is not None:
+            runtime.on_fill(fill)
         if self.risk is not None:
             self._risk_events(self.risk.on_fill(fill))
+        emitted: set[str] = set()
         if self.strategy is not None:
-            self._dispatch(self.strategy.on_fill(fill))
+            sets = self.strategy.on_fill(fill)
+            emitted = {s.venue for s in sets}
+            self._dispatch(sets)
+        # the position moved: limits may now bite on venues whose quotes the strategy left as
+        # they were, so their latest targets go through the risk check again
+        for venue, targets in list(self._raw_targets.items()):
+            if venue not in emitted:
+                self._apply(targets)
         if self.publisher is not None:
             self.publisher.mark_dirty()
 
@@ -456,10 +492,9 @@ class Daemon:
     def _risk_context(self) -> RiskContext:
         positions: dict[str, Decimal] = {}
         if self.strategy is not None:
-            inventory = self.strategy.inventory
             config = self.strategy.config
             for asset in (config.base, *config.quotes):
-                positions[asset] = sum(inventory.holdings(asset).values(), Decimal(0))
+                positions[asset] = sum((r.position(asset) for r in self.venues.values()), Decimal(0))
         resting: dict[tuple[str, str, Side], Decimal] = {}
         health: dict[tuple[str, str], BookHealth] = {}
         for runtime in self.venues.values():

@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from strategies.config import StrategyConfig
+from strategies.config import PATTERN_MEANINGS, StrategyConfig
 
 # A message from a model validator that already names a key below the model ("x.y[0]: ...").
 _KEYED_MESSAGE = re.compile(r"^([A-Za-z_][\w]*(?:\[\d+\])?(?:\.[A-Za-z_]\w*(?:\[\d+\])?)*): (.*)$")
@@ -88,7 +88,9 @@ def describe_errors(exc: ValidationError) -> list[str]:
         elif kind in ("literal_error", "enum"):
             message = f"expected {ctx.get('expected', '')}, got {given}"
         elif kind == "string_pattern_mismatch":
-            message = f"expected text matching {ctx.get('pattern', '')}, got {given}"
+            pattern = str(ctx.get("pattern", ""))
+            meaning = PATTERN_MEANINGS.get(pattern, f"text matching {pattern}")
+            message = f"expected {meaning}, got {given}"
         elif kind in ("float_parsing", "float_type", "int_parsing", "int_type", "int_from_float"):
             noun = "a whole number" if kind.startswith("int") else "a number"
             message = f"expected {noun}, got {given}"

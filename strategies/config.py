@@ -24,6 +24,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, model_validator
 
+from strategies.calibration import CalibrationConfig
+from strategies.models.base import PricingModelConfig
+from strategies.risk import RiskConfig
+
 # --------------------------------------------------------------------------- value types
 
 
@@ -55,7 +59,18 @@ DecimalValue = Annotated[
 """A Decimal written as a string or a number; serialised to YAML/JSON as a string."""
 
 _PERIOD_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|secs|m|min|mins|h|hr|hour|hours)?\s*$")
-_PERIOD_UNITS = {"s": 1, "sec": 1, "secs": 1, "m": 60, "min": 60, "mins": 60, "h": 3600, "hr": 3600}
+_PERIOD_UNITS = {
+    "s": 1,
+    "sec": 1,
+    "secs": 1,
+    "m": 60,
+    "min": 60,
+    "mins": 60,
+    "h": 3600,
+    "hr": 3600,
+    "hour": 3600,
+    "hours": 3600,
+}
 
 
 def _to_seconds(value: object) -> float:
@@ -66,7 +81,7 @@ def _to_seconds(value: object) -> float:
         seconds = float(value)
     elif isinstance(value, str) and (match := _PERIOD_RE.match(value)):
         unit = match.group(2) or "s"
-        seconds = float(match.group(1)) * _PERIOD_UNITS.get(unit, 3600)
+        seconds = float(match.group(1)) * _PERIOD_UNITS[unit]
     else:
         raise ValueError(f"expected a period like '5min', '1h', '30s' or seconds, got {value!r}")
     if not math.isfinite(seconds) or seconds <= 0:
@@ -81,6 +96,14 @@ _NAME = r"^[a-z][a-z0-9_]{0,15}$"
 _LINE_ID = r"^[A-Za-z0-9_]{1,10}$"
 _SYMBOL = r"^[A-Z0-9]+/[A-Z0-9]+$"
 _ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+PATTERN_MEANINGS = {
+    _NAME: "a venue name: lowercase letters, digits and _, starting with a letter, at most 16",
+    _LINE_ID: "a line id: letters, digits and _, at most 10 (it goes into client order ids)",
+    _SYMBOL: "a ccxt unified symbol like 'BERA/USDT'",
+    _ENV_NAME: "an environment variable name",
+}
+"""What each name pattern means, for error messages."""
 
 
 class _Model(BaseModel):
@@ -286,6 +309,12 @@ class PassiveLineConfig(_LineConfig):
     level_weights: list[Annotated[float, Field(gt=0)]] | None = None
     timeout_s: float = Field(default=120.0, gt=0)
     reference: ReferenceConfig | None = Field(default=None, description="override the strategy's reference")
+    pricing: PricingModelConfig | None = Field(
+        default=None, description="a pricing model's depths replace mid_spread_bps (strategies/models)"
+    )
+    calibration: CalibrationConfig | None = Field(
+        default=None, description="online sigma/A/k for the pricing model when not pinned"
+    )
 
     @model_validator(mode="after")
     def _bounds(self) -> PassiveLineConfig:
@@ -307,8 +336,8 @@ class PassiveLineConfig(_LineConfig):
 class StrategyConfig(_Model):
     """One stacked-strategy instance: venues, inventory, reference, volume, TOB and passive lines.
 
-    ``risk`` is the extension point for the risk engine's section (``strategies/risk.py``); it is
-    kept as plain data here and validated by the risk engine's own model.
+    ``risk`` is the risk engine's own section model (``strategies/risk.py``), validated here
+    with the rest of the file so one ``stackmm config validate`` checks everything.
     """
 
     instance: str = Field(pattern=r"^[A-Za-z0-9_-]{1,16}$", description="Redis prefix, order id prefix")
@@ -320,7 +349,7 @@ class StrategyConfig(_Model):
     volume: VolumeConfig = VolumeConfig()
     tob_lines: list[TobLineConfig] = []
     passive_lines: list[PassiveLineConfig] = []
-    risk: dict[str, Any] | None = Field(default=None, description="risk limits (strategies/risk.py)")
+    risk: RiskConfig | None = Field(default=None, description="risk limits (strategies/risk.py)")
 
     @model_validator(mode="after")
     def _cross_references(self) -> StrategyConfig:
@@ -442,7 +471,7 @@ class StrategyConfigBuilder:
         self._data["volume"] = volume
         return self
 
-    def set_risk(self, risk: dict[str, Any]) -> StrategyConfigBuilder:
+    def set_risk(self, **risk: Any) -> StrategyConfigBuilder:
         self._data["risk"] = risk
         return self
 

@@ -29,6 +29,7 @@ from typing import Any, Literal, Protocol
 
 from strategies.aggregator import exclusion_reason
 from strategies.book import L2Book
+from strategies.calibration import CalibrationState, Calibrator
 from strategies.clock import Clock
 from strategies.config import PassiveLineConfig, ReferenceConfig, StrategyConfig, TobLineConfig
 from strategies.inventory import InventoryManager, InventoryState, RebalanceSuggestion
@@ -36,11 +37,15 @@ from strategies.lines import TickGrid
 from strategies.lines.passive import PassiveLine
 from strategies.lines.shaping import NEUTRAL, InventorySkew, LineShape, line_shape
 from strategies.lines.tob import TobLine
+from strategies.models import missing_inputs
+from strategies.models import quote as pricing_quote
+from strategies.models.base import ModelQuote
 from strategies.reference import ReferenceKind, ReferencePrice, ReferenceSpec, reference_price
 from strategies.types import Fill, MarketRules, QuoteTarget, Side, TargetSet, Trade
 from strategies.volume import VolumeCoefficientSpec, VolumeTrackers
 
 Market = tuple[str, str]  # (venue, symbol)
+_STALE_SLACK_S = 1e-3  # wake just after a book's staleness limit, not just before it
 
 
 class RestingOrder(Protocol):
@@ -92,6 +97,7 @@ class LineState:
     size_coefficient: dict[str, float] = field(default_factory=dict)  # per venue
     quotes: list[tuple[str, str, int, str, str]] = field(default_factory=list)  # venue, side, level, px, qty
     updated_ts: float = 0.0
+    pricing: str = ""  # passive lines with a pricing model: the model, or what it waits for
 
     def to_redis(self) -> dict[str, str]:
         return {
@@ -110,6 +116,7 @@ class LineState:
             "size_coefficient": json.dumps(self.size_coefficient),
             "quotes": json.dumps(self.quotes),
             "updated_ts": repr(self.updated_ts),
+            "pricing": self.pricing,
         }
 
 
@@ -173,7 +180,8 @@ class _Market:
     def set_last(self, targets: list[QuoteTarget]) -> None:
         """Record the market's latest targets (and, per price, what they will rest)."""
         self.last = targets
-        self.pending_bids, self.pending_asks = _pending(targets, self.grid)
+        if self.tob:  # only TOB pricing looks for our own levels in the book
+            self.pending_bids, self.pending_asks = _pending(targets, self.grid)
 
 
 class StackedStrategy:
@@ -213,10 +221,14 @@ class StackedStrategy:
         self._books_by_symbol: dict[str, dict[Market, L2Book]] = {}
         self._line_refs: dict[str, ReferenceSpec] = {}
         self._refs: dict[str, ReferencePrice] = {}
-        self._last_sets: dict[str, tuple[tuple[Any, ...], ...]] = {v: () for v in config.venues}
+        self._last_sets: dict[str, list[QuoteTarget]] = {v: [] for v in config.venues}
         self._skews: dict[str, tuple[tuple[Any, ...], InventorySkew, InventorySkew]] = {}
         self._shapes: dict[tuple[str, str], LineShape] = {}  # (line id, venue) -> last shape
+        self._stats_ts = 0.0  # when the targets last changed
         self._active: dict[tuple[str, str], int] = {}  # (line id, venue) -> resting orders
+        self._calibrators: dict[str, Calibrator] = {}  # passive line id -> its model's calibration
+        self._calibration_cache: dict[str, tuple[int, CalibrationState]] = {}
+        self._model_cache: dict[str, tuple[tuple[float, int, int], ModelQuote | None]] = {}
         self.unquotable: list[tuple[str, str, str]] = []  # (line id, venue, why) at construction
         self.lines: dict[str, LineState] = {}
         t0 = clock.time()
@@ -226,6 +238,10 @@ class StackedStrategy:
             self.lines[line.id] = LineState(line.id, kind, line.symbol, venues, line.enabled)
             if isinstance(line, PassiveLineConfig) and line.reference is not None:
                 self._line_refs[line.id] = reference_spec(line.reference)
+            if isinstance(line, PassiveLineConfig) and line.pricing is not None:
+                self.lines[line.id].pricing = line.pricing.model
+                if line.calibration is not None:
+                    self._calibrators[line.id] = Calibrator(line.calibration)
             if not line.enabled:
                 continue
             for venue in venues:
@@ -238,6 +254,7 @@ class StackedStrategy:
                     market.tob.append(TobLine(line, venue, market.grid))
                 else:
                     market.passive.append(PassiveLine(line, venue, market.grid, self._rng, t0))
+        self._traded = frozenset(symbol for (_, symbol) in self._markets)  # symbols some line quotes
 
     def _market(self, venue: str, symbol: str, rules: MarketRules) -> _Market:
         key = (venue, symbol)
@@ -289,8 +306,12 @@ class StackedStrategy:
         return self._requote(dirty)
 
     def on_trade(self, trade: Trade) -> None:
+        """A public trade: volume statistics and the pricing models' arrival-rate calibration."""
         self._volume.on_trade(trade)
         self._volume_cache.pop((trade.venue, trade.symbol), None)
+        for line_id, calibrator in self._calibrators.items():
+            if self.lines[line_id].symbol == trade.symbol:
+                calibrator.on_trade(trade)
 
     def warm_start_volume(self, trades: Iterable[Trade], since: float | None = None) -> int:
         """Replay persisted market trades into the volume trackers (after a restart)."""
@@ -372,6 +393,10 @@ class StackedStrategy:
         for market in self._markets.values():
             times.extend(p.next_refresh(now) for p in market.passive)
             times.extend(t for tob in market.tob if (t := tob.next_release(now)) is not None)
+            book = market.book
+            if market.last and book is not None:
+                # a book that falls silent must pull its quotes without waiting for an update
+                times.append(max(book.ts, book.health.last_update_ts) + market.stale_after_s + _STALE_SLACK_S)
         return min(times) if times else None
 
     def set_paused(self, paused: bool) -> list[TargetSet]:
@@ -381,7 +406,7 @@ class StackedStrategy:
         if paused:
             for market in self._markets.values():
                 market.set_last([])
-            self._last_sets = {v: () for v in self.config.venues}
+            self._last_sets = {v: [] for v in self.config.venues}
             for stats in self.lines.values():
                 stats.targets = 0
                 stats.quotes = []
@@ -395,7 +420,7 @@ class StackedStrategy:
     # ------------------------------------------------------------------ pricing
 
     def _symbol_traded(self, symbol: str) -> bool:
-        return any(k[1] == symbol for k in self._markets)
+        return symbol in self._traded
 
     def _update_rate(self, book: L2Book) -> None:
         """Books of QUOTE/PRIMARY (e.g. BTC/USDT) convert cross-symbol prices for the inventory."""
@@ -426,6 +451,12 @@ class StackedStrategy:
             value = self._refs[symbol].value
             if value is not None:
                 self.inventory.on_mark(value)
+        if changed:
+            for line_id, calibrator in self._calibrators.items():
+                if self.lines[line_id].symbol == symbol:
+                    line_ref = self._refs.get(f"{symbol}#{line_id}", self._refs[symbol])
+                    if line_ref.value is not None:
+                        calibrator.on_mid(line_ref.value, now)
         return changed
 
     def _volume_coefficient(self, market: Market) -> float:
@@ -491,8 +522,37 @@ class StackedStrategy:
                 volume, cfg_p.volume_spread, cfg_p.volume_size, skew if cfg_p.inventory_skew else neutral
             )
             self._shapes[(cfg_p.id, venue)] = shape
-            targets.extend(passive.quote(book, line_ref.value, shape, now, own_bids, own_asks))
+            model = self._model_quote(cfg_p, line_ref.value, now) if cfg_p.pricing is not None else None
+            targets.extend(passive.quote(book, line_ref.value, shape, now, own_bids, own_asks, model))
         return _uncross(targets, self.inventory.coefficient())
+
+    def _model_quote(self, line: PassiveLineConfig, reference: float, now: float) -> ModelQuote | None:
+        """The line's pricing-model quote around ``reference`` (None: static spread fallback).
+
+        Computed once per reference, inventory change and second, not once per venue; the
+        calibration snapshot is read at most once a second (its intensity fit is a regression).
+        """
+        pricing = line.pricing
+        assert pricing is not None
+        second = int(now)
+        key = (reference, self.inventory.version, second)
+        cached = self._model_cache.get(line.id)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        calibration: CalibrationState | None = None
+        calibrator = self._calibrators.get(line.id)
+        if calibrator is not None:
+            snap = self._calibration_cache.get(line.id)
+            if snap is None or snap[0] != second:
+                snap = (second, calibrator.state(now))
+                self._calibration_cache[line.id] = snap
+            calibration = snap[1]
+        quote = pricing_quote(pricing, reference, self.inventory.deviation, None, now, calibration)
+        self.lines[line.id].pricing = (
+            pricing.model if quote is not None else missing_inputs(pricing, None, calibration)
+        )
+        self._model_cache[line.id] = (key, quote)
+        return quote
 
     def _requote(self, keys: Iterable[Market]) -> list[TargetSet]:
         venues: set[str] = set()
@@ -504,12 +564,11 @@ class StackedStrategy:
         out: list[TargetSet] = []
         for venue in sorted(venues):
             target_set = self._venue_set(venue, now)
-            signature = tuple(_signature(t) for t in target_set.targets)
-            if signature != self._last_sets.get(venue):
-                self._last_sets[venue] = signature
+            # unchanged quotes are the very same objects (TargetCache), so this is mostly `is`
+            if target_set.targets != self._last_sets.get(venue):
+                self._last_sets[venue] = target_set.targets
                 out.append(target_set)
-        if out:
-            self._refresh_line_stats(now)
+                self._stats_ts = now
         return out
 
     def _venue_set(self, venue: str, now: float) -> TargetSet:
@@ -519,7 +578,9 @@ class StackedStrategy:
                 targets.extend(market.last)
         return TargetSet(venue, targets, now)
 
-    def _refresh_line_stats(self, now: float) -> None:
+    def _refresh_line_stats(self) -> None:
+        """Fill the lines' quote statistics from the current targets (on demand: off the hot path)."""
+        now = self._stats_ts
         per_line: dict[str, list[QuoteTarget]] = {line_id: [] for line_id in self.lines}
         for market in self._markets.values():
             for target in market.last:
@@ -545,13 +606,22 @@ class StackedStrategy:
             coefficients[f"{venue}:{symbol}"] = value
             if symbol == self._primary_symbol:
                 coefficients[venue] = value
+        self._refresh_line_stats()
         inventory = self.inventory.state()
         refs = {name: ref.value for name, ref in self._refs.items()}
         reasons = {name: ref.reason for name, ref in self._refs.items() if ref.reason}
         return StrategyState(
             instance=self.config.instance,
             paused=self._paused,
-            lines={k: dataclasses.replace(v) for k, v in self.lines.items()},
+            lines={
+                k: dataclasses.replace(
+                    v,
+                    spread_coefficient=dict(v.spread_coefficient),
+                    size_coefficient=dict(v.size_coefficient),
+                    quotes=list(v.quotes),
+                )
+                for k, v in self.lines.items()
+            },
             inventory=inventory,
             volume_coefficients=coefficients,
             inventory_coefficient=self.inventory.coefficient(),
@@ -572,10 +642,6 @@ def _neutral_like(skew: InventorySkew) -> InventorySkew:
         bid_cap=skew.bid_cap,
         ask_floor=skew.ask_floor,
     )
-
-
-def _signature(t: QuoteTarget) -> tuple[Any, ...]:
-    return (t.symbol, t.line_id, t.side, t.level, t.price, t.size)
 
 
 def _order_fields(order: OpenOrder) -> tuple[str | None, Side, Decimal, float, str | None]:

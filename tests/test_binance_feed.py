@@ -459,3 +459,22 @@ async def test_close_ends_run_and_leaves_books_disconnected(stub: StubBinance) -
     await asyncio.wait_for(task, 5)  # returns by itself: no cancellation needed
     assert all(b.health.state is SyncState.DISCONNECTED for b in feed.books.values())
     assert stub.connections == 1
+
+
+async def test_aiohttp_transport_syncs_follows_gaps_and_reconnects_the_same_way(stub: StubBinance) -> None:
+    probe = Probe()
+    feed = make_feed(stub, probe, config=BinanceFeedConfig(transport="aiohttp"))
+    async with running(feed):
+        await probe.until(in_sync(feed))
+        await random_flow(stub, "BERA/USDT", 50, seed=21)
+        await stub.push_depth("BTC/USDT", [["59990.0", "1"]], skip=2)
+        await probe.until(lambda: ("BTC/USDT", SyncState.RESYNCING) in probe.health)
+        await probe.until(in_sync(feed))
+        await stub.drop_connections()
+        await probe.until(lambda: stub.connections == 2 and in_sync(feed)())
+        await random_flow(stub, "BTC/USDT", 20, seed=22)
+        final = stub.books["BTCUSDT"].update_id
+        await probe.until(lambda: feed.books["BTC/USDT"].seq == final)
+        assert_equal_to_venue(feed, stub)
+        assert feed.stats.gaps == 1
+        assert feed.books["BTC/USDT"].health.resync_count == 2  # the gap, then the reconnect

@@ -112,6 +112,13 @@ def test_yaml_syntax_errors_and_unreadable_files_are_config_errors(tmp_path: Pat
         load_config(tmp_path / "missing.yaml")
 
 
+def test_names_and_symbols_are_checked_in_words() -> None:
+    bad = MINIMAL.replace("symbols: [BERA/USDT]", "symbols: [BERAUSDT]")
+    assert problems(bad) == [
+        "cfg.yaml: venues.alpha.symbols[0]: expected a ccxt unified symbol like 'BERA/USDT', got 'BERAUSDT'"
+    ]
+
+
 def test_periods_accept_units_or_seconds() -> None:
     config = parse_config(MINIMAL + "volume: {periods: [30s, 5min, 1h]}\n")
     assert config.volume.periods == [30.0, 300.0, 3600.0]

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from connectors.binance.feed import BinanceFeed
+from connectors.binance.feed import BinanceFeed, BinanceFeedConfig
 from connectors.feed import Backoff
 from connectors.paper import PaperExchange, PaperVenueHandle
 from strategies.book import L2Book
@@ -180,3 +180,26 @@ async def test_forced_429_on_snapshots_is_waited_out(
     await probe.until(lambda: book.health.usable, within=15)
     assert feed.stats.snapshot_failures >= 1
     await checkpoint(paper_exchange, paper_venue, feed, probe)
+
+
+async def test_aiohttp_transport_survives_drops_and_gaps_with_books_equal_to_the_venue(
+    paper_exchange: PaperExchange, paper_venue: PaperVenueHandle
+) -> None:
+    probe = StrictProbe()
+    feed = BinanceFeed(
+        "alpha", SYMBOLS, paper_venue.ws_url, paper_venue.rest_url,
+        on_book=probe.on_book, on_health=probe.on_health, stale_after_s=2.0,
+        backoff=Backoff(base_s=0.02, cap_s=0.2), config=BinanceFeedConfig(transport="aiohttp"),
+    )
+    async with running_feed(feed):
+        await probe.until(lambda: all(b.health.usable for b in feed.books.values()), within=10)
+        await flow(paper_exchange, probe, 10)
+        await checkpoint(paper_exchange, paper_venue, feed, probe)
+        paper_venue.faults.gap_next_depth(2, symbol="BERA/USDT")
+        await probe.until(lambda: feed.stats.gaps == 1, within=10)
+        await paper_venue.faults.drop_connections()
+        await probe.until(lambda: feed.stats.connects == 2, within=10)
+        await probe.until(lambda: all(b.health.usable for b in feed.books.values()), within=10)
+        await flow(paper_exchange, probe, 10)
+        await checkpoint(paper_exchange, paper_venue, feed, probe)
+    assert probe.states_on_book == {SyncState.IN_SYNC}

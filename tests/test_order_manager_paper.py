@@ -154,9 +154,16 @@ async def manager_factory(
 
     yield make, fills
     for manager, adapter in made:
-        for task in manager._tasks:  # a test that abandoned a manager (simulated crash)
-            task.cancel()
+        await abandon(manager)  # no-op for a stopped manager
         await adapter.close()
+
+
+async def abandon(manager: OrderManager) -> None:
+    """Stop a manager's tasks without cancelling its orders: a crash, as far as the venue can tell."""
+    tasks = [*manager._tasks, *manager._resolvers.values()]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def test_targets_are_placed_once_and_an_unchanged_set_sends_nothing(
@@ -346,6 +353,36 @@ async def test_a_fill_is_recorded_before_it_is_acknowledged_and_counted_once(
     await om.stop()
 
 
+async def test_a_dropped_user_stream_triggers_a_rest_reconcile_that_finds_missed_fills(
+    paper_exchange: PaperExchange,
+    paper_venue: PaperVenueHandle,
+    manager_factory: tuple[ManagerFactory, list[Fill]],
+    store: Store,
+) -> None:
+    paper_exchange.pause_market()
+    make, fills = manager_factory
+    om = await make(reconcile_interval_s=60.0)  # only the reconnect can trigger a reconcile here
+    tick = paper_venue.engine.spec(SYMBOL).tick
+    _, asks, _ = paper_venue.engine.depth(SYMBOL, 1)
+    await om.apply(
+        TargetSet(
+            "alpha", [QuoteTarget("alpha", SYMBOL, Side.SELL, asks[0][0] - tick, Decimal("8"), "tob", 0)]
+        )
+    )
+    # Cut the user-data connections only once ccxt has opened them.
+    clients = om.adapter.exchange.clients
+    await _until(lambda: bool(clients) and all(c.connected.done() for c in clients.values()))
+    reconciles = om.stats.reconciles
+    await paper_venue.faults.drop_connections()
+    # Filled while the stream is down: the stream never tells us; REST must.
+    paper_venue.engine.place("other", SYMBOL, Side.BUY, OrderType.MARKET, Decimal("8"))
+    await _until(lambda: len(fills) == 1)
+    assert om.stats.stream_errors >= 1
+    assert om.stats.reconciles > reconciles
+    assert [f.qty for f in await store.fills("alpha", SYMBOL)] == [Decimal("8")]
+    await om.stop()
+
+
 async def test_leftovers_of_a_previous_run_are_adopted_or_cancelled(
     paper_exchange: PaperExchange,
     paper_venue: PaperVenueHandle,
@@ -364,8 +401,7 @@ async def test_leftovers_of_a_previous_run_are_adopted_or_cancelled(
     assert adopter.stats.adopted == 4
     await adopter.apply(targets)  # the adopted orders fit their slots: nothing to do
     assert adopter.stats.creates_sent == 0 and adopter.stats.cancels_sent == 0
-    for task in adopter._tasks:
-        task.cancel()
+    await abandon(adopter)
     canceller = await make(startup_policy="cancel")
     assert canceller.stats.leftovers_cancelled == 4
     assert own_open(paper_venue) == []
@@ -409,7 +445,12 @@ async def test_under_rest_faults_thousands_of_requests_leave_no_duplicate_orphan
         if cycle % 40 == 0:
             faults.force_429(0.3)
         # Close to the book (2 ticks away) so the simulated takers fill us now and then.
+        sent = om.stats.creates_sent + om.stats.cancels_sent
         await om.apply(ladder(paper_venue, levels=12, offset_ticks=cycle % 3, away_ticks=2))
+        if om.stats.creates_sent + om.stats.cancels_sent == sent:
+            # Every slot is waiting on the venue (unknown outcomes, a 429 pause): pace the
+            # load generator instead of spinning on a loop that has nothing to send.
+            await asyncio.sleep(0.02)
     faults.rest_fail_rate = 0.0
     await om.stop()
     await asyncio.sleep(0)  # let the venue's last listener calls land

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from decimal import Decimal
 from random import Random
 from typing import Any
@@ -11,6 +12,7 @@ from strategies.config import PassiveLineConfig
 from strategies.lines import TickGrid
 from strategies.lines.passive import PassiveLine, level_spread_bps
 from strategies.lines.shaping import NEUTRAL, InventorySkew, LineShape
+from strategies.models.base import ModelQuote
 from strategies.types import MarketRules, Side
 
 RULES = MarketRules("BERA/USDT", Decimal("0.0001"), Decimal("0.01"), Decimal("0.01"), Decimal("5"))
@@ -160,3 +162,17 @@ def test_orders_carry_the_lines_refresh_rules() -> None:
     )
     assert target.line_id == "pas1"
     assert target.venue == "alpha"
+
+
+def test_a_pricing_models_depths_replace_the_static_spread() -> None:
+    # bid 0.005 below the mid (20 bps), ask 0.003 above (12 bps); the inventory lean is in the model
+    model = ModelQuote(mid=2.5, reservation_price=2.499, bid_depth=0.005, ask_depth=0.003)
+    skew = InventorySkew.from_coefficient(0.5, skew=1.0, size_skew=1.0)
+    targets = passive(levels=2).quote(book(), 2.5, LineShape(1.0, 1.0, skew), NOW, model=model)
+    assert ladder(targets, Side.BUY) == [Decimal("2.4950"), Decimal("2.4925")]
+    assert ladder(targets, Side.SELL) == [Decimal("2.5030"), Decimal("2.5055")]
+    # bounds still hold: a depth through the mid is clamped to min_spread_bps (10)
+    through = ModelQuote(mid=2.5, reservation_price=2.49, bid_depth=-0.001, ask_depth=math.inf)
+    targets = passive(levels=1).quote(book(), 2.5, PLAIN, NOW, model=through)
+    assert ladder(targets, Side.BUY) == [Decimal("2.4975")]
+    assert ladder(targets, Side.SELL) == []  # infinite depth: the model does not offer

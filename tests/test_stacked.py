@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from decimal import Decimal
 from random import Random
 from typing import Any
@@ -9,6 +11,7 @@ from typing import Any
 from strategies.book import L2Book
 from strategies.clock import ManualClock
 from strategies.config import StrategyConfig, StrategyConfigBuilder
+from strategies.models import quote as pricing_quote
 from strategies.stacked import StackedStrategy
 from strategies.types import Fill, MarketRules, QuoteTarget, Side, SyncState, TargetSet, Trade
 
@@ -145,8 +148,12 @@ def test_a_book_out_of_sync_pulls_that_venues_quotes() -> None:
 def test_a_silent_book_goes_stale_and_quotes_nothing_on_the_next_requote() -> None:
     world = World(config(reference={"kind": "single", "venues": ["gamma"]}))
     world.start()
-    world.clock.advance(6.0)  # beyond stale_after_s = 5 for alpha; gamma refreshed below
-    world.set_book("gamma", "2.4990", "2.5010")
+    started = world.clock.time()
+    world.clock.advance(4.0)
+    world.set_book("gamma", "2.4990", "2.5010")  # gamma stays fresh; alpha and beta fall silent
+    wake = world.strategy.next_wakeup()
+    assert wake is not None and started + 5.0 < wake < started + 5.01  # stale_after_s = 5
+    world.clock.set(wake)
     world.collect(world.strategy.on_timer())
     assert world.sets["alpha"].targets == []
     assert world.sets["gamma"].targets
@@ -249,13 +256,19 @@ def test_own_resting_ask_caps_the_tob_bid() -> None:
 def test_passive_timeout_is_a_wakeup_that_redraws_sizes() -> None:
     world = World(config(passive={"randomization_factor": 0.05}))
     world.start()
-    wake = world.strategy.next_wakeup()
-    assert wake == world.clock.time() + 120
+    start = world.clock.time()
     sizes = [t.size for t in world.quotes("alpha", "pas")]
     assert world.strategy.on_timer() == []  # nothing due yet
+    wake = world.strategy.next_wakeup()
+    while wake is not None and wake < start + 120:  # books stay fresh (else their staleness is due)
+        world.clock.advance(4.0)
+        for venue in VENUES:
+            assert world.set_book(venue, "2.4990", "2.5010") == []  # same book: nothing changes
+        wake = world.strategy.next_wakeup()
+    assert wake == start + 120
     world.clock.set(wake)
-    for venue in VENUES:  # keep books fresh
-        world.set_book(venue, "2.4990", "2.5010")
+    changed = world.collect(world.strategy.on_timer())
+    assert sorted(s.venue for s in changed) == list(VENUES)
     assert [t.size for t in world.quotes("alpha", "pas")] != sizes
 
 
@@ -294,3 +307,57 @@ def test_state_maps_flat_for_redis() -> None:
     assert float(coefficients["inventory"]) == 0.0
     assert state.inventory.to_redis()["BERA"]
     assert world.strategy.books_needed == [(v, "BERA/USDT") for v in VENUES]
+
+
+def test_a_passive_line_can_price_with_a_model_and_falls_back_until_it_has_inputs() -> None:
+    pinned = {"model": "glft", "gamma": 0.05, "sigma": 0.001, "A": 1.0, "k": 200, "lot_size": 100}
+    cfg = config(passive={"pricing": pinned, "min_spread_bps": 1, "max_spread_bps": 100, "levels": 1})
+    world = World(cfg, balances="5500")  # 4500 BERA long
+    world.start()
+    expected = pricing_quote(cfg.passive_lines[0].pricing, 2.5, 4500.0, None, 0.0, None)  # type: ignore[arg-type]
+    assert expected is not None and expected.bid_depth > expected.ask_depth  # long: the model leans
+    bid = world.quotes("alpha", "pas", Side.BUY)[0].price
+    ask = world.quotes("alpha", "pas", Side.SELL)[0].price
+    assert bid == D(math.floor((2.5 - expected.bid_depth) / 1e-4)) * D("0.0001")
+    assert ask == D(math.ceil((2.5 + expected.ask_depth) / 1e-4)) * D("0.0001")
+    assert world.strategy.state().lines["pas"].pricing == "glft"
+
+    # sigma, A and k left to a calibration that has seen nothing yet: the static spread quotes
+    waiting = {"model": "glft", "gamma": 0.05, "lot_size": 100}
+    calibration = {"depth_step": 0.0001}
+    world = World(config(passive={"pricing": waiting, "calibration": calibration, "levels": 1}))
+    world.start()
+    assert world.quotes("alpha", "pas", Side.BUY)[0].price == D("2.4950")  # mid_spread_bps 20
+    assert world.strategy.state().lines["pas"].pricing.startswith("glft: waiting for sigma, A, k")
+
+
+@dataclass
+class Resting:
+    """Shaped like the order manager's records: what ``on_open_orders`` reads."""
+
+    symbol: str
+    side: Side
+    price: D
+    remaining: D
+    line_id: str
+
+
+def test_open_orders_from_order_records_count_per_line_and_protect() -> None:
+    world = World(config(reference={"kind": "single", "venues": ["gamma"]}))
+    world.start()
+    world.strategy.on_open_orders(
+        "alpha",
+        [
+            Resting("BERA/USDT", Side.SELL, D("2.4991"), D("5"), "pas"),
+            Resting("BERA/USDT", Side.BUY, D("2.4950"), D("100"), "pas"),
+        ],
+    )
+    world.strategy.on_open_orders("beta", [Resting("BERA/USDT", Side.BUY, D("2.4991"), D("16"), "tob")])
+    state = world.strategy.state()
+    assert (state.lines["pas"].active_orders, state.lines["tob"].active_orders) == (2, 1)
+    world.set_book("alpha", "2.4990", "2.5011")
+    # best bid + tick would be 2.4991: our own resting ask there caps the bid a tick below
+    assert world.quotes("alpha", "tob", Side.BUY)[0].price == D("2.4990")
+    world.strategy.on_open_orders("alpha", [])
+    world.set_book("alpha", "2.4990", "2.5010")
+    assert world.quotes("alpha", "tob", Side.BUY)[0].price == D("2.4991")

@@ -155,6 +155,9 @@ class VenueAdapter:
         if credentials is not None:
             config.update(credentials.ccxt_fields())
         config["enableRateLimit"] = False
+        # We list open orders across symbols on purpose (leftovers of a previous run);
+        # ccxt's binance refuses that unless told we know it costs more weight.
+        config["options"] = {"warnOnFetchOpenOrdersWithoutSymbol": False, **dict(config.get("options") or {})}
         if timeout_ms is not None:
             config["timeout"] = timeout_ms
         exchange_cls = getattr(ccxtpro, exchange_id, None)

@@ -90,7 +90,7 @@ class OrderManager:
         *,
         symbols: Iterable[str] = (),
         reconcile_interval_s: float = 5.0,
-        unknown_grace_s: float = 1.0,
+        unknown_grace_s: float | None = None,
         watch_user_stream: bool = True,
         cancel_all_rounds: int = 10,
     ) -> None:
@@ -104,6 +104,11 @@ class OrderManager:
         self.on_fill = on_fill
         self.startup_policy = startup_policy
         self.reconcile_interval_s = reconcile_interval_s
+        # A request that timed out on our side may still be on its way to the venue: look it
+        # up no sooner than one client timeout later (ccxt's timeout is in milliseconds).
+        if unknown_grace_s is None:
+            timeout_ms = getattr(adapter.exchange, "timeout", 1000)
+            unknown_grace_s = max(float(timeout_ms) / 1000.0, 1.0)
         self.unknown_grace_s = unknown_grace_s
         self.watch_user_stream = watch_user_stream
         self.cancel_all_rounds = cancel_all_rounds
@@ -171,6 +176,9 @@ class OrderManager:
     async def apply(self, targets: TargetSet) -> None:
         """Apply ``targets`` now and return when this round's requests are answered."""
         self._accept(targets)
+        # Always yield once: with nothing to send, a caller looping on apply() would
+        # otherwise never let the venue's answers (and our own tasks) run.
+        await asyncio.sleep(0)
         async with self._apply_lock:
             if not self._stopping:
                 await self._apply_once(targets)

@@ -15,14 +15,20 @@ fees collected only changes by deposits.
 The engine is pure: no I/O, no asyncio, time from an injected :class:`~strategies.clock.Clock`.
 Listeners (the venue server) are called synchronously after each state change, with
 snapshots, never the engine's own mutable objects.
+
+``place`` and ``cancel`` are the hot path (``bench/matching_engine.py``): they bind enum
+members and attributes to locals, build event objects only while someone listens, fill the
+slots of the frozen event dataclasses directly, and switch to the exact decimal context with
+``setcontext`` rather than ``localcontext`` (which copies the context on every call).
 """
 
 from __future__ import annotations
 
 import bisect
 from collections import deque
-from dataclasses import dataclass
-from decimal import ROUND_CEILING, Context, Decimal, localcontext
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from decimal import ROUND_CEILING, Context, Decimal, getcontext, localcontext, setcontext
 from enum import StrEnum
 from typing import Protocol
 
@@ -189,12 +195,77 @@ class Balance:
         return self.free + self.locked
 
 
+# Enum members bound once: an attribute lookup on an enum class costs as much as a dict insert.
+_BUY, _SELL = Side.BUY, Side.SELL
+_LIMIT_MAKER, _MARKET = OrderType.LIMIT_MAKER, OrderType.MARKET
+_GTC, _IOC, _FOK = TimeInForce.GTC, TimeInForce.IOC, TimeInForce.FOK
+_NEW, _PARTIALLY_FILLED, _FILLED = OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED, OrderStatus.FILLED
+_CANCELED, _EXPIRED = OrderStatus.CANCELED, OrderStatus.EXPIRED
+
+# A frozen dataclass's __init__ assigns every field through object.__setattr__, which looks the
+# name up each time; the engine builds an Execution per fill and a BookChange per level change,
+# so it fills their slots through the slot descriptors instead. Same objects, same equality.
+_new = object.__new__
+_BOOK_CHANGE_FIELDS = ("symbol", "side", "price", "qty", "update_id")
+_EXECUTION_FIELDS = (
+    "trade_id", "symbol", "price", "qty", "taker_side", "maker_order", "taker_order", "maker_fee",
+    "maker_fee_asset", "taker_fee", "taker_fee_asset", "ts",
+)  # fmt: skip
+
+
+def _slot_setters(cls: type, names: tuple[str, ...]) -> tuple[Callable[[object, object], None], ...]:
+    if tuple(f.name for f in fields(cls)) != names:
+        raise TypeError(f"{cls.__name__}'s fields changed: update its builder in the engine")
+    return tuple(cls.__dict__[name].__set__ for name in names)
+
+
+_bc_symbol, _bc_side, _bc_price, _bc_qty, _bc_update_id = _slot_setters(BookChange, _BOOK_CHANGE_FIELDS)
+(
+    _ex_trade_id, _ex_symbol, _ex_price, _ex_qty, _ex_taker_side, _ex_maker_order, _ex_taker_order,
+    _ex_maker_fee, _ex_maker_fee_asset, _ex_taker_fee, _ex_taker_fee_asset, _ex_ts,
+) = _slot_setters(Execution, _EXECUTION_FIELDS)  # fmt: skip
+
+
+def _book_change(symbol: str, side: Side, price: Decimal, qty: Decimal, update_id: int) -> BookChange:
+    """``BookChange(symbol, side, price, qty, update_id)``, built faster."""
+    change: BookChange = _new(BookChange)
+    _bc_symbol(change, symbol)
+    _bc_side(change, side)
+    _bc_price(change, price)
+    _bc_qty(change, qty)
+    _bc_update_id(change, update_id)
+    return change
+
+
+def _execution(
+    trade_id: int, symbol: str, price: Decimal, qty: Decimal, taker_side: Side, maker_order: Order,
+    taker_order: Order, maker_fee: Decimal, maker_fee_asset: str, taker_fee: Decimal,
+    taker_fee_asset: str, ts: float,
+) -> Execution:  # fmt: skip
+    """``Execution(...)`` with the same arguments, built faster."""
+    ex: Execution = _new(Execution)
+    _ex_trade_id(ex, trade_id)
+    _ex_symbol(ex, symbol)
+    _ex_price(ex, price)
+    _ex_qty(ex, qty)
+    _ex_taker_side(ex, taker_side)
+    _ex_maker_order(ex, maker_order)
+    _ex_taker_order(ex, taker_order)
+    _ex_maker_fee(ex, maker_fee)
+    _ex_maker_fee_asset(ex, maker_fee_asset)
+    _ex_taker_fee(ex, taker_fee)
+    _ex_taker_fee_asset(ex, taker_fee_asset)
+    _ex_ts(ex, ts)
+    return ex
+
+
 class EngineListener(Protocol):
     """What the venue server implements to turn engine changes into REST/WS output.
 
     Called synchronously, in the order things happen, while an operation runs: a listener may
     read the engine (``depth``) but must not call back into ``place``/``cancel`` and must not
-    raise, since an exception would leave that operation half applied.
+    raise, since an exception would leave that operation half applied. Listeners run in the
+    engine's exact decimal context and must not change it.
     """
 
     def on_book_change(self, change: BookChange) -> None: ...
@@ -210,43 +281,87 @@ class EngineListener(Protocol):
         ...
 
 
-class _Resting:
-    """An order on the book: the public order plus integer state for the hot path.
+class _OrderState:
+    """The engine's own, mutable record of one order: the fields of :class:`Order` plus the
+    integer state of the hot path. Callers and listeners only ever see :meth:`snapshot`.
 
-    No ``__eq__``: a level's ``deque.remove`` then compares by identity, which is both right
-    and fast.
+    No ``__eq__`` or ``__hash__``: identity is what the book and the accounts need.
     """
 
-    __slots__ = ("account", "lock_left", "order", "remaining", "ticks")
+    __slots__ = (
+        "account", "acct", "client_order_id", "created_ts", "cum_quote", "filled", "lock_left", "order_id",
+        "price", "qty", "remaining", "side", "status", "symbol", "ticks", "tif", "type", "updated_ts",
+    )  # fmt: skip
 
-    def __init__(self, order: Order, account: _Account, ticks: int, remaining: int, lock_left: Decimal):
-        self.order = order
+    def __init__(
+        self, order_id: int, client_order_id: str, account: str, acct: _Account, symbol: str, side: Side,
+        type: OrderType, tif: TimeInForce, price: Decimal | None, qty: Decimal, now: float,
+    ) -> None:  # fmt: skip
+        self.order_id = order_id
+        self.client_order_id = client_order_id
         self.account = account
-        self.ticks = ticks
-        self.remaining = remaining  # steps
-        self.lock_left = lock_left  # what this order still holds locked (quote for buys, base for sells)
+        self.acct = acct
+        self.symbol = symbol
+        self.side = side
+        self.type = type
+        self.tif = tif
+        self.price = price
+        self.qty = qty
+        self.filled = _ZERO
+        self.cum_quote = _ZERO
+        self.status = _NEW
+        self.created_ts = now
+        self.updated_ts = now
+        # Set when the order rests: its price in ticks, what is left in steps, and what it still
+        # holds locked (quote for buys, base for sells).
+        self.ticks = 0
+        self.remaining = 0
+        self.lock_left = _ZERO
+
+    def snapshot(self) -> Order:
+        """The public, detached view of this order now."""
+        return Order(
+            self.order_id, self.client_order_id, self.account, self.symbol, self.side, self.type,
+            self.tif, self.price, self.qty, self.filled, self.cum_quote, self.status,
+            self.created_ts, self.updated_ts,
+        )  # fmt: skip
 
 
 class _Level:
-    __slots__ = ("orders", "total")
+    """One price level: its orders in time priority and their total in steps.
 
-    def __init__(self, first: _Resting) -> None:
-        self.orders: deque[_Resting] = deque((first,))
+    A cancel does not search the queue: it leaves the order in place, marked CANCELED, and
+    matching drops such orders when they reach the front. ``dead`` counts them so the queue is
+    compacted once they are the majority; a level with no live order (``total == 0``, every
+    live order having at least one step left) leaves the book at once.
+    """
+
+    __slots__ = ("dead", "orders", "total")
+
+    def __init__(self, first: _OrderState) -> None:
+        self.orders: deque[_OrderState] = deque((first,))
         self.total = first.remaining  # steps
+        self.dead = 0
 
 
 class _Book:
     """One symbol: both sides, its update id, trade ids and public trade history."""
 
     __slots__ = (
-        "_prices", "ask_keys", "asks", "bid_keys", "bids", "min_notional_units", "min_steps",
-        "next_trade_id", "spec", "step", "steps_of", "tick", "ticks_of", "trades", "update_id",
+        "_prices", "ask_keys", "asks", "base", "bid_keys", "bids", "min_notional_units", "min_steps",
+        "next_trade_id", "quote", "spec", "step", "steps_of", "symbol", "tick", "tick_step", "ticks_of",
+        "trades", "update_id",
     )  # fmt: skip
 
     def __init__(self, spec: SymbolSpec, history_limit: int) -> None:
         self.spec = spec
+        self.symbol = spec.symbol
+        self.base = spec.base
+        self.quote = spec.quote
         self.tick = spec.tick
         self.step = spec.step
+        with localcontext(_EXACT):
+            self.tick_step = spec.tick * spec.step  # the value of one ticks*steps unit
         self.bids: dict[int, _Level] = {}
         self.asks: dict[int, _Level] = {}
         # Sorted level keys with the best level last: bids by +ticks, asks by -ticks.
@@ -285,9 +400,9 @@ class _Account:
 
     def __init__(self) -> None:
         self.balances: dict[str, Balance] = {}
-        self.open: dict[int, _Resting] = {}
-        self.open_by_cid: dict[str, _Resting] = {}
-        self.history: dict[str, deque[Order]] = {}  # per symbol, every order, oldest first
+        self.open: dict[int, _OrderState] = {}
+        self.open_by_cid: dict[str, _OrderState] = {}
+        self.history: dict[str, deque[_OrderState]] = {}  # per symbol, every order, oldest first
         self.trades: dict[str, deque[Execution]] = {}  # per symbol
 
     def balance(self, asset: str) -> Balance:
@@ -331,7 +446,8 @@ class MatchingEngine:
         self._books = {s.symbol: _Book(s, history_limit) for s in symbols}
         self._accounts: dict[str, _Account] = {}
         self._next_order_id = 1
-        # Per operation: which assets of which accounts changed, for on_balance_update.
+        # Per operation: which assets of which accounts changed, for on_balance_update. Used by
+        # matches and multi-order operations; a lone add or cancel reports its one asset directly.
         self._touched: set[tuple[str, str]] = set()  # filled only while someone listens
 
     # ----------------------------------------------------------------- accounts
@@ -378,22 +494,41 @@ class MatchingEngine:
         book = self._books.get(symbol)
         if book is None:
             raise OrderRejected(RejectReason.UNKNOWN_SYMBOL, f"unknown symbol {symbol}")
-        with localcontext(_EXACT):
+        caller = getcontext()
+        setcontext(_EXACT)
+        try:
             return self._place(book, account, side, type, qty, price, tif, client_order_id)
+        finally:
+            setcontext(caller)
 
     def cancel(
         self, account: str, symbol: str, order_id: int | None = None, client_order_id: str | None = None
     ) -> Order:
         """Cancel one open order; UNKNOWN_ORDER if it is not open (or not on ``symbol``)."""
-        book = self._book(symbol)
+        book = self._books.get(symbol)
+        if book is None:
+            raise OrderRejected(RejectReason.UNKNOWN_SYMBOL, f"unknown symbol {symbol}")
         acct = self._accounts.get(account)
-        resting = self._find_open(acct, symbol, order_id, client_order_id)
-        if acct is None or resting is None:
+        if acct is not None and order_id is not None and client_order_id is None:
+            state = acct.open.get(order_id)  # the common case, without _find_open's branches
+            if state is not None and state.symbol != symbol:
+                state = None
+        else:
+            state = self._find_open(acct, symbol, order_id, client_order_id)
+        if acct is None or state is None:
             raise OrderRejected(RejectReason.UNKNOWN_ORDER, "order does not exist or is not open")
-        with localcontext(_EXACT):
-            self._cancel(book, acct, resting)
-        self._emit_balances()
-        return resting.order.copy()
+        caller = getcontext()
+        setcontext(_EXACT)
+        try:
+            bal = self._cancel(book, acct, state)
+        finally:
+            setcontext(caller)
+        listeners = self.listeners
+        if listeners:
+            one = {book.quote if state.side is _BUY else book.base: Balance(bal.free, bal.locked)}
+            for listener in listeners:
+                listener.on_balance_update(state.account, one)
+        return state.snapshot()
 
     def cancel_all(self, account: str, symbol: str) -> list[Order]:
         """Cancel every open order of ``account`` on ``symbol`` (oldest first)."""
@@ -401,12 +536,14 @@ class MatchingEngine:
         acct = self._accounts.get(account)
         if acct is None:
             return []
-        mine = [r for r in acct.open.values() if r.order.symbol == symbol]
+        mine = [s for s in acct.open.values() if s.symbol == symbol]
         with localcontext(_EXACT):
-            for resting in mine:
-                self._cancel(book, acct, resting)
+            for state in mine:
+                self._cancel(book, acct, state)
+                if self.listeners:
+                    self._touch(state.account, book.quote if state.side is _BUY else book.base)
         self._emit_balances()
-        return [r.order.copy() for r in mine]
+        return [s.snapshot() for s in mine]
 
     def is_open(self, account: str, order_id: int) -> bool:
         """Cheap check for participants tracking their own ladders."""
@@ -419,22 +556,22 @@ class MatchingEngine:
         """An open order or one from the bounded history; UNKNOWN_ORDER otherwise."""
         self._book(symbol)
         acct = self._accounts.get(account)
-        resting = self._find_open(acct, symbol, order_id, client_order_id)
-        if resting is not None:
-            return resting.order.copy()
+        state = self._find_open(acct, symbol, order_id, client_order_id)
+        if state is not None:
+            return state.snapshot()
         if acct is not None and (order_id is not None or client_order_id is not None):
-            for order in reversed(acct.history.get(symbol, ())):
-                if (order_id is None or order.order_id == order_id) and (
-                    client_order_id is None or order.client_order_id == client_order_id
+            for old in reversed(acct.history.get(symbol, ())):
+                if (order_id is None or old.order_id == order_id) and (
+                    client_order_id is None or old.client_order_id == client_order_id
                 ):
-                    return order.copy()
+                    return old.snapshot()
         raise OrderRejected(RejectReason.UNKNOWN_ORDER, "order does not exist")
 
     def open_orders(self, account: str, symbol: str | None = None) -> list[Order]:
         acct = self._accounts.get(account)
         if acct is None:
             return []
-        return [r.order.copy() for r in acct.open.values() if symbol is None or r.order.symbol == symbol]
+        return [s.snapshot() for s in acct.open.values() if symbol is None or s.symbol == symbol]
 
     def all_orders(self, account: str, symbol: str, limit: int = 500) -> list[Order]:
         """Open and finished orders on ``symbol``, oldest first, at most the last ``limit``."""
@@ -442,12 +579,12 @@ class MatchingEngine:
         acct = self._accounts.get(account)
         if acct is None:
             return []
-        by_id = {o.order_id: o for o in acct.history.get(symbol, ())}
+        by_id = {s.order_id: s for s in acct.history.get(symbol, ())}
         # An old open order may have left the bounded history; it is still an order.
-        for r in acct.open.values():
-            if r.order.symbol == symbol:
-                by_id[r.order.order_id] = r.order
-        return [by_id[i].copy() for i in sorted(by_id)[-limit:]] if limit > 0 else []
+        for s in acct.open.values():
+            if s.symbol == symbol:
+                by_id[s.order_id] = s
+        return [by_id[i].snapshot() for i in sorted(by_id)[-limit:]] if limit > 0 else []
 
     def my_trades(self, account: str, symbol: str, limit: int = 500) -> list[Execution]:
         self._book(symbol)
@@ -498,24 +635,20 @@ class MatchingEngine:
     @staticmethod
     def _find_open(
         acct: _Account | None, symbol: str, order_id: int | None, client_order_id: str | None
-    ) -> _Resting | None:
+    ) -> _OrderState | None:
         if acct is None:
             return None
         if order_id is not None:
-            resting = acct.open.get(order_id)
-            if (
-                resting is not None
-                and client_order_id is not None
-                and resting.order.client_order_id != client_order_id
-            ):
+            state = acct.open.get(order_id)
+            if state is not None and client_order_id is not None and state.client_order_id != client_order_id:
                 return None
         elif client_order_id is not None:
-            resting = acct.open_by_cid.get(client_order_id)
+            state = acct.open_by_cid.get(client_order_id)
         else:
             return None
-        if resting is None or resting.order.symbol != symbol:
+        if state is None or state.symbol != symbol:
             return None
-        return resting
+        return state
 
     @staticmethod
     def _validate(
@@ -566,37 +699,51 @@ class MatchingEngine:
         tif: TimeInForce,
         client_order_id: str | None,
     ) -> tuple[Order, list[Execution]]:
-        spec = book.spec
-        steps, ticks = self._validate(book, type, qty, price)
+        # Grid and filters: the cached conversions decide in integers when both values were
+        # seen before and pass; anything else goes the long way, which also words the rejection.
+        steps: int | None = book.steps_of.get(qty)
+        ticks: int | None
+        if type is _MARKET:
+            ticks = None
+            if steps is None or steps < book.min_steps:
+                steps, ticks = self._validate(book, type, qty, price)
+        else:
+            ticks = book.ticks_of.get(price) if price is not None else None
+            if (
+                steps is None
+                or ticks is None
+                or steps < book.min_steps
+                or ticks * steps < book.min_notional_units
+            ):
+                steps, ticks = self._validate(book, type, qty, price)
         acct = self._accounts.get(account)
         if acct is None:
             acct = self._account(account)
         if client_order_id is not None and client_order_id in acct.open_by_cid:
             raise OrderRejected(RejectReason.DUPLICATE_ORDER, f"client order id {client_order_id} is open")
-        is_buy = side is Side.BUY
-        if type is OrderType.MARKET:
-            tif = TimeInForce.IOC  # a market order never rests
-        elif type is OrderType.LIMIT_MAKER:
-            tif = TimeInForce.GTC
+        is_buy = side is _BUY
+        if type is _MARKET:
+            tif = _IOC  # a market order never rests
+        elif type is _LIMIT_MAKER:
+            tif = _GTC
             if self._crossable(book, is_buy, ticks, 1):
                 raise OrderRejected(RejectReason.WOULD_TAKE, "order would immediately match and take")
 
         # What the order locks: a limit buy its full notional, a market buy exactly the cost of
         # the liquidity it will take (known up front, the engine being the only writer).
         if is_buy:
-            lock_asset = spec.quote
+            lock_asset = book.quote
             if ticks is None:
-                cost_units = self._market_cost(book, steps)
-                lock = book.tick * book.step * cost_units
+                lock = book.tick_step * self._market_cost(book, steps)
                 fok_short = False
             else:
-                assert price is not None  # _validate guarantees a price for limit types
+                assert price is not None  # a limit price is on the grid here
                 lock = price * qty
-                fok_short = tif is TimeInForce.FOK and not self._crossable(book, True, ticks, steps)
+                fok_short = tif is _FOK and not self._crossable(book, True, ticks, steps)
         else:
-            lock_asset = spec.base
+            lock_asset = book.base
             lock = qty
-            fok_short = tif is TimeInForce.FOK and not self._crossable(book, False, ticks, steps)
+            fok_short = tif is _FOK and not self._crossable(book, False, ticks, steps)
         bal = acct.balances.get(lock_asset)
         if bal is None:
             bal = acct.balance(lock_asset)
@@ -607,42 +754,45 @@ class MatchingEngine:
 
         now = self.clock.time()
         order_id = self._next_order_id
-        self._next_order_id += 1
-        order = Order(
-            order_id, client_order_id or f"paper-{order_id}", account, spec.symbol, side, type, tif,
-            price if ticks is not None else None, qty, _ZERO, _ZERO, OrderStatus.NEW, now, now,
+        self._next_order_id = order_id + 1
+        symbol = book.symbol
+        order = _OrderState(
+            order_id, client_order_id or f"paper-{order_id}", account, acct, symbol, side, type, tif,
+            price if ticks is not None else None, qty, now,
         )  # fmt: skip
-        history = acct.history.get(spec.symbol)
+        history = acct.history.get(symbol)
         if history is None:
-            history = acct.history[spec.symbol] = deque(maxlen=self._history_limit)
+            history = acct.history[symbol] = deque(maxlen=self._history_limit)
         history.append(order)
         listeners = self.listeners
         if listeners:
-            snap = order.copy()
+            snap = order.snapshot()
             for listener in listeners:
                 listener.on_order_update(snap, None)
 
         executions: list[Execution] = []
         if fok_short:
-            order.status = OrderStatus.EXPIRED
+            order.status = _EXPIRED
             self._emit_order(order)
-            return order.copy(), executions
+            return order.snapshot(), executions
 
         bal.free -= lock
         bal.locked += lock
-        if listeners:
-            self._touched.add((account, lock_asset))
         # Only walk the other side when the order reaches it (most adds do not).
         if is_buy:
-            crosses = bool(book.ask_keys) and (ticks is None or -book.ask_keys[-1] <= ticks)
+            keys = book.ask_keys
+            crosses = bool(keys) and (ticks is None or -keys[-1] <= ticks)
         else:
-            crosses = bool(book.bid_keys) and (ticks is None or book.bid_keys[-1] >= ticks)
+            keys = book.bid_keys
+            crosses = bool(keys) and (ticks is None or keys[-1] >= ticks)
         if crosses:
+            if listeners:
+                self._touched.add((account, lock_asset))
             remaining, lock_left = self._match(book, order, acct, is_buy, steps, ticks, lock, now, executions)
         else:
             remaining, lock_left = steps, lock
 
-        if remaining and tif is TimeInForce.GTC:
+        if remaining and tif is _GTC:
             assert ticks is not None  # GTC implies a limit price
             if remaining == steps:
                 keep = lock
@@ -653,21 +803,43 @@ class MatchingEngine:
             if lock_left != keep:  # a buy that took at better prices frees the improvement now
                 bal.free += lock_left - keep
                 bal.locked -= lock_left - keep
-            resting = _Resting(order, acct, ticks, remaining, keep)
-            acct.open[order_id] = resting
-            acct.open_by_cid[order.client_order_id] = resting
-            self._add_to_book(book, resting, is_buy)
+            order.ticks = ticks
+            order.remaining = remaining
+            order.lock_left = keep
+            acct.open[order_id] = order
+            acct.open_by_cid[order.client_order_id] = order
+            if is_buy:
+                levels, keys, key = book.bids, book.bid_keys, ticks
+            else:
+                levels, keys, key = book.asks, book.ask_keys, -ticks
+            level = levels.get(ticks)
+            if level is None:
+                levels[ticks] = level = _Level(order)
+                bisect.insort(keys, key)
+            else:
+                level.orders.append(order)
+                level.total += remaining
+            update_id = book.update_id = book.update_id + 1
+            if listeners:
+                change = _book_change(symbol, side, book.price(ticks), book.step * level.total, update_id)
+                for listener in listeners:
+                    listener.on_book_change(change)
         else:
             if remaining:
-                order.status = OrderStatus.EXPIRED
+                order.status = _EXPIRED
                 order.updated_ts = now
                 self._emit_order(order)
             if lock_left:
                 bal.free += lock_left
                 bal.locked -= lock_left
-        if self._touched:
-            self._emit_balances()
-        return order.copy(), executions
+        if crosses:
+            if self._touched:
+                self._emit_balances()
+        elif listeners:  # no match: the lock is the only balance that moved
+            one = {lock_asset: Balance(bal.free, bal.locked)}
+            for listener in listeners:
+                listener.on_balance_update(account, one)
+        return order.snapshot(), executions
 
     def _crossable(self, book: _Book, is_buy: bool, ticks: int | None, steps: int) -> bool:
         """Whether at least ``steps`` of opposite liquidity sit at prices the order accepts."""
@@ -702,7 +874,7 @@ class MatchingEngine:
     def _match(
         self,
         book: _Book,
-        taker: Order,
+        taker: _OrderState,
         taker_acct: _Account,
         is_buy: bool,
         steps: int,
@@ -717,14 +889,20 @@ class MatchingEngine:
         else:
             keys, levels, sign = book.bid_keys, book.bids, 1
         step = book.step
-        spec = book.spec
-        base, quote = spec.base, spec.quote
+        symbol = book.symbol
+        base, quote = book.base, book.quote
         maker_rate, taker_rate = self.maker_fee, self.taker_fee
-        maker_side = Side.SELL if is_buy else Side.BUY
+        maker_side = _SELL if is_buy else _BUY
+        taker_side = taker.side
         # Makers deliver what they locked and receive the other asset, less the maker fee.
         maker_gives, maker_gets = (base, quote) if is_buy else (quote, base)
         listeners = self.listeners
         touched = self._touched
+        history_limit = self._history_limit
+        public_trades = book.trades
+        taker_trades = taker_acct.trades.get(symbol)
+        if taker_trades is None:
+            taker_trades = taker_acct.trades[symbol] = deque(maxlen=history_limit)
         maker_fees = _ZERO
         remaining = steps
         while remaining and keys:
@@ -734,16 +912,19 @@ class MatchingEngine:
             level = levels[p]
             orders = level.orders
             price = book.price(p)
-            while remaining and orders:
+            while remaining and level.total:
                 maker = orders[0]
+                if maker.status is _CANCELED:  # left behind by a cancel
+                    orders.popleft()
+                    level.dead -= 1
+                    continue
                 q = maker.remaining if maker.remaining < remaining else remaining
                 qty = step * q
                 quote_qty = price * qty
                 remaining -= q
                 maker.remaining -= q
                 level.total -= q
-                m_order = maker.order
-                m_acct = maker.account
+                m_acct = maker.acct
                 # The taker's side settles once after the loop (fees are linear, so the sum of
                 # per-fill fees equals the fee on the sum); each maker settles per fill.
                 if is_buy:
@@ -755,51 +936,64 @@ class MatchingEngine:
                 maker_fee = gets * maker_rate
                 maker_fees += maker_fee
                 maker.lock_left -= gives
-                m_acct.balances[maker_gives].locked -= gives
-                m_acct.balance(maker_gets).free += gets - maker_fee
+                m_balances = m_acct.balances
+                m_balances[maker_gives].locked -= gives
+                m_bal = m_balances.get(maker_gets)
+                if m_bal is None:
+                    m_bal = m_acct.balance(maker_gets)
+                m_bal.free += gets - maker_fee
                 if listeners:
-                    touched.add((m_order.account, base))
-                    touched.add((m_order.account, quote))
+                    touched.add((maker.account, base))
+                    touched.add((maker.account, quote))
 
-                m_order.filled += qty
-                m_order.cum_quote += quote_qty
-                m_order.updated_ts = now
+                maker.filled += qty
+                maker.cum_quote += quote_qty
+                maker.updated_ts = now
                 taker.filled += qty
                 taker.cum_quote += quote_qty
                 taker.updated_ts = now
-                taker.status = OrderStatus.PARTIALLY_FILLED if remaining else OrderStatus.FILLED
+                taker.status = _PARTIALLY_FILLED if remaining else _FILLED
                 if maker.remaining:
-                    m_order.status = OrderStatus.PARTIALLY_FILLED
+                    maker.status = _PARTIALLY_FILLED
                 else:
-                    m_order.status = OrderStatus.FILLED
+                    maker.status = _FILLED
                     orders.popleft()
-                    del m_acct.open[m_order.order_id]
-                    m_acct.open_by_cid.pop(m_order.client_order_id, None)
+                    del m_acct.open[maker.order_id]
+                    m_acct.open_by_cid.pop(maker.client_order_id, None)
                     if maker.lock_left:  # cannot happen for exact locks; free it rather than leak
-                        m_lock = m_acct.balances[maker_gives]
+                        m_lock = m_balances[maker_gives]
                         m_lock.free += maker.lock_left
                         m_lock.locked -= maker.lock_left
                         maker.lock_left = _ZERO
 
                 trade_id = book.next_trade_id
-                book.next_trade_id += 1
-                ex = Execution(
-                    trade_id, spec.symbol, price, qty, taker.side, m_order.copy(), taker.copy(),
+                book.next_trade_id = trade_id + 1
+                ex = _execution(
+                    trade_id, symbol, price, qty, taker_side, maker.snapshot(), taker.snapshot(),
                     maker_fee, maker_gets, taker_fee, maker_gives, now,
                 )  # fmt: skip
                 executions.append(ex)
-                book.trades.append(ex)
-                self._record_trade(m_acct, spec.symbol, ex)
-                if taker_acct is not m_acct:
-                    self._record_trade(taker_acct, spec.symbol, ex)
+                public_trades.append(ex)
+                if m_acct is taker_acct:
+                    taker_trades.append(ex)
+                else:
+                    maker_trades = m_acct.trades.get(symbol)
+                    if maker_trades is None:
+                        maker_trades = m_acct.trades[symbol] = deque(maxlen=history_limit)
+                    maker_trades.append(ex)
+                    taker_trades.append(ex)
                 for listener in listeners:
                     listener.on_trade(ex)
                     listener.on_order_update(ex.maker_order, ex)
                     listener.on_order_update(ex.taker_order, ex)
-            if not orders:
+            if not level.total:
                 del levels[p]
                 keys.pop()
-            self._emit_level(book, maker_side, p, level.total)
+            update_id = book.update_id = book.update_id + 1
+            if listeners:
+                change = _book_change(symbol, maker_side, price, step * level.total, update_id)
+                for listener in listeners:
+                    listener.on_book_change(change)
 
         filled = taker.filled
         if filled:
@@ -819,69 +1013,54 @@ class MatchingEngine:
                 touched.add((taker.account, quote))
         return remaining, lock_left
 
-    def _record_trade(self, acct: _Account, symbol: str, ex: Execution) -> None:
-        trades = acct.trades.get(symbol)
-        if trades is None:
-            trades = acct.trades[symbol] = deque(maxlen=self._history_limit)
-        trades.append(ex)
-
-    def _add_to_book(self, book: _Book, resting: _Resting, is_buy: bool) -> None:
-        p = resting.ticks
+    def _cancel(self, book: _Book, acct: _Account, state: _OrderState) -> Balance:
+        """Take ``state`` off the book and unlock what it held; returns the unlocked balance."""
+        is_buy = state.side is _BUY
         levels = book.bids if is_buy else book.asks
-        level = levels.get(p)
-        if level is None:
-            levels[p] = level = _Level(resting)
-            bisect.insort(book.bid_keys if is_buy else book.ask_keys, p if is_buy else -p)
-        else:
-            level.orders.append(resting)
-            level.total += resting.remaining
-        book.update_id += 1
-        if self.listeners:
-            self._publish_level(book, resting.order.side, p, level.total)
-
-    def _cancel(self, book: _Book, acct: _Account, resting: _Resting) -> None:
-        order = resting.order
-        is_buy = order.side is Side.BUY
-        levels = book.bids if is_buy else book.asks
-        p = resting.ticks
+        p = state.ticks
         level = levels[p]
-        level.orders.remove(resting)
-        level.total -= resting.remaining
-        if not level.orders:
+        total = level.total = level.total - state.remaining
+        if not total:  # its last live order: the level goes, with whatever cancels it holds
             del levels[p]
-            keys = book.bid_keys if is_buy else book.ask_keys
-            key = p if is_buy else -p
+            if is_buy:
+                keys, key = book.bid_keys, p
+            else:
+                keys, key = book.ask_keys, -p
             del keys[bisect.bisect_left(keys, key)]
-        del acct.open[order.order_id]
-        acct.open_by_cid.pop(order.client_order_id, None)
-        asset = book.spec.quote if is_buy else book.spec.base
-        bal = acct.balance(asset)
-        bal.free += resting.lock_left
-        bal.locked -= resting.lock_left
-        resting.lock_left = _ZERO
-        if self.listeners:
-            self._touch(order.account, asset)
-        order.status = OrderStatus.CANCELED
-        order.updated_ts = self.clock.time()
-        self._emit_level(book, order.side, p, level.total)
-        self._emit_order(order)
+        else:
+            dead = level.dead = level.dead + 1
+            if dead > 16 and dead * 2 > len(level.orders):
+                level.orders = deque(s for s in level.orders if s.status is not _CANCELED and s is not state)
+                level.dead = 0
+        del acct.open[state.order_id]
+        acct.open_by_cid.pop(state.client_order_id, None)
+        asset = book.quote if is_buy else book.base
+        bal = acct.balances.get(asset)
+        if bal is None:
+            bal = acct.balance(asset)
+        lock_left = state.lock_left
+        bal.free += lock_left
+        bal.locked -= lock_left
+        state.lock_left = _ZERO
+        state.status = _CANCELED
+        state.updated_ts = self.clock.time()
+        update_id = book.update_id = book.update_id + 1
+        listeners = self.listeners
+        if listeners:
+            change = _book_change(book.symbol, state.side, book.price(p), book.step * total, update_id)
+            for listener in listeners:
+                listener.on_book_change(change)
+            snap = state.snapshot()
+            for listener in listeners:
+                listener.on_order_update(snap, None)
+        return bal
 
     def _touch(self, account: str, asset: str) -> None:
         self._touched.add((account, asset))
 
-    def _emit_level(self, book: _Book, side: Side, ticks: int, total: int) -> None:
-        book.update_id += 1
+    def _emit_order(self, state: _OrderState) -> None:
         if self.listeners:
-            self._publish_level(book, side, ticks, total)
-
-    def _publish_level(self, book: _Book, side: Side, ticks: int, total: int) -> None:
-        change = BookChange(book.spec.symbol, side, book.price(ticks), book.step * total, book.update_id)
-        for listener in self.listeners:
-            listener.on_book_change(change)
-
-    def _emit_order(self, order: Order) -> None:
-        if self.listeners:
-            snap = order.copy()
+            snap = state.snapshot()
             for listener in self.listeners:
                 listener.on_order_update(snap, None)
 
@@ -889,13 +1068,6 @@ class MatchingEngine:
         if not self._touched:
             return
         touched, self._touched = self._touched, set()
-        if len(touched) == 1:  # an add or a cancel: one asset of one account
-            ((name, asset),) = touched
-            bal = self._accounts[name].balances[asset]
-            one = {asset: Balance(bal.free, bal.locked)}
-            for listener in self.listeners:
-                listener.on_balance_update(name, one)
-            return
         by_account: dict[str, dict[str, Balance]] = {}
         for name, asset in sorted(touched):
             bal = self._accounts[name].balances[asset]

@@ -16,6 +16,7 @@ For one side of one venue, with ``s`` the configured ``mid_spread_bps``:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from random import Random
 
@@ -23,6 +24,7 @@ from strategies.book import L2Book
 from strategies.config import PassiveLineConfig
 from strategies.lines import TargetCache, TickGrid
 from strategies.lines.shaping import LineShape
+from strategies.models.base import ModelQuote
 from strategies.types import QuoteTarget, Side
 
 
@@ -93,8 +95,16 @@ class PassiveLine:
         now: float,
         own_bids: Mapping[int, float] | None = None,
         own_asks: Mapping[int, float] | None = None,
+        model: ModelQuote | None = None,
     ) -> list[QuoteTarget]:
-        """The ladder for this venue. ``book`` (the venue's local book) is used for taker protection."""
+        """The ladder for this venue. ``book`` (the venue's local book) is used for taker protection.
+
+        ``model``: a pricing model's quote around ``reference`` (the line's ``pricing:``). Its
+        depths replace ``mid_spread_bps`` per side and already carry the inventory (through the
+        reservation price), so the inventory's spread lean is not applied again; the volume
+        coefficient, the min/max bounds, the levels and the sizes apply as usual. An infinite
+        depth means the model does not quote that side.
+        """
         cfg = self.config
         grid = self.grid
         skew = shape.skew
@@ -115,8 +125,16 @@ class PassiveLine:
 
         out: list[QuoteTarget] = []
         mid_bps = cfg.mid_spread_bps * shape.spread_coefficient
-        if cfg.sides.bid and skew.bid_allowed:
-            shaped = mid_bps * skew.bid_spread
+        bid_bps = mid_bps * skew.bid_spread
+        ask_bps = mid_bps * skew.ask_spread
+        bid_on = ask_on = True
+        if model is not None:
+            bid_on = not math.isinf(model.bid_depth)
+            ask_on = not math.isinf(model.ask_depth)
+            bid_bps = model.bid_depth / reference * 1e4 * shape.spread_coefficient if bid_on else 0.0
+            ask_bps = model.ask_depth / reference * 1e4 * shape.spread_coefficient if ask_on else 0.0
+        if cfg.sides.bid and skew.bid_allowed and bid_on:
+            shaped = bid_bps
             for level in range(cfg.levels):
                 ticks = grid.floor_ticks(reference * (1.0 - level_spread_bps(cfg, level, shaped) * 1e-4))
                 if bid_cap is not None and ticks > bid_cap:
@@ -124,8 +142,8 @@ class PassiveLine:
                 if bid_limit is not None and ticks > bid_limit:
                     continue  # would take: skip this level
                 self._append(out, Side.BUY, level, ticks, self.size(Side.BUY, level, shape, now))
-        if cfg.sides.ask and skew.ask_allowed:
-            shaped = mid_bps * skew.ask_spread
+        if cfg.sides.ask and skew.ask_allowed and ask_on:
+            shaped = ask_bps
             for level in range(cfg.levels):
                 ticks = grid.ceil_ticks(reference * (1.0 + level_spread_bps(cfg, level, shaped) * 1e-4))
                 if ask_floor is not None and ticks < ask_floor:
