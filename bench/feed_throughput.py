@@ -158,13 +158,14 @@ async def _serve(n: int, ports: Any, ready: Any) -> None:
     del frames
     snapshot_body = orjson.dumps(snapshot)
     snapshots_served = 0
-    snapshot_event = asyncio.Event()
+    snapshot_served = asyncio.Condition()
+    served_at_handshake: dict[int, int] = {}
 
     async def depth(request: web.Request) -> web.Response:
-        nonlocal snapshots_served, snapshot_event
-        snapshots_served += 1
-        snapshot_event.set()
-        snapshot_event = asyncio.Event()
+        nonlocal snapshots_served
+        async with snapshot_served:
+            snapshots_served += 1
+            snapshot_served.notify_all()
         return web.Response(body=snapshot_body, content_type="application/json")
 
     async def exchange_info(request: web.Request) -> web.Response:
@@ -179,26 +180,36 @@ async def _serve(n: int, ports: Any, ready: Any) -> None:
     await site.start()
     http_port = next(iter(runner.addresses))[1]
 
+    def note_handshake(ws: ServerConnection, request: Any) -> None:
+        # Runs before the 101 goes out, so before the client can ask for its snapshot.
+        served_at_handshake[id(ws)] = snapshots_served
+
     async def replay(ws: ServerConnection) -> None:
         path = ws.request.path if ws.request is not None else "/"
-        gate = snapshot_event
+        before = served_at_handshake.pop(id(ws), 0)
         if path.startswith("/stream/"):  # ccxt pro: SUBSCRIBE, then its snapshot, then the flow
             request = orjson.loads(await ws.recv())
             await ws.send(orjson.dumps({"result": None, "id": request["id"]}).decode())
         if path != "/raw":
-            await gate.wait()  # stream once the client holds the snapshot: everything bridges
+            # stream once the client holds the snapshot: everything bridges, nothing piles up
+            async with snapshot_served:
+                await snapshot_served.wait_for(lambda: snapshots_served > before)
         transport = ws.transport
         for chunk in chunks:
             if transport.is_closing():
                 return
-            transport.write(chunk)
-            while transport.get_write_buffer_size() > 4 << 20:
+            try:
+                transport.write(chunk)
+            except RuntimeError:  # the client finished and closed between two chunks
+                return
+            while transport.get_write_buffer_size() > 4 << 20 and not transport.is_closing():
                 await asyncio.sleep(0.0005)  # the client reads as fast as it can; we keep up
         with contextlib.suppress(Exception):
             await ws.wait_closed()
 
     async with ws_serve(
-        replay, "127.0.0.1", 0, ping_interval=None, compression=None, max_size=None
+        replay, "127.0.0.1", 0, ping_interval=None, compression=None, max_size=None,
+        process_request=note_handshake,
     ) as server:
         ws_port = next(iter(server.sockets)).getsockname()[1]
         ports.extend([http_port, ws_port])

@@ -185,9 +185,13 @@ def _summary(fills_by_venue: dict[str, list[Any]], pnl: dict[str, Any], open_ord
     lines.append(f"fills: {total}")
     for venue, fills in sorted(fills_by_venue.items()):
         sides: Counter[str] = Counter(f.side.value for f in fills)
-        volume = sum((f.price * f.qty for f in fills), Decimal(0))
+        volume: dict[str, Decimal] = {}
+        for f in fills:
+            quote = f.symbol.partition("/")[2]
+            volume[quote] = volume.get(quote, Decimal(0)) + f.price * f.qty
+        traded = " + ".join(f"{v.normalize():f} {q}" for q, v in sorted(volume.items())) or "-"
         lines.append(f"  {venue:<8} {len(fills):>4} fills  ({sides['buy']} buys, {sides['sell']} sells)"
-                     f"  volume {volume:.2f}")
+                     f"  volume {traded}")
     if pnl:
         lines.append(f"position change {pnl.get('position', 0):+.2f}  fees {pnl.get('fees_quote', 0):.4f}"
                      f"  PnL {pnl.get('pnl_quote', 0):+.4f} (quote, marked at {pnl.get('mark')})")

@@ -156,14 +156,18 @@ class Store:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         db = await aiosqlite.connect(path)
-        db.row_factory = aiosqlite.Row
-        await db.execute("PRAGMA journal_mode=WAL")
-        # NORMAL is durable against a process crash (SIGKILL) in WAL mode; only an OS crash
-        # could lose the last transactions, and FULL would fsync on every fill.
-        await db.execute("PRAGMA synchronous=NORMAL")
-        await db.execute("PRAGMA busy_timeout=5000")
-        store = cls(db, path, market_trade_retention_s)
-        await store._migrate()
+        try:
+            db.row_factory = aiosqlite.Row
+            await db.execute("PRAGMA journal_mode=WAL")
+            # NORMAL is durable against a process crash (SIGKILL) in WAL mode; only an OS
+            # crash could lose the last transactions, and FULL would fsync on every fill.
+            await db.execute("PRAGMA synchronous=NORMAL")
+            await db.execute("PRAGMA busy_timeout=5000")
+            store = cls(db, path, market_trade_retention_s)
+            await store._migrate()
+        except BaseException:
+            await db.close()  # its worker thread must not outlive the caller's loop
+            raise
         return store
 
     async def _migrate(self) -> None:

@@ -11,11 +11,10 @@ import math
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
-# A float this close (in grid units, relative to its size) to a grid point is treated as on it:
-# 0.1234 + 0.0001 = 0.12350000000000001 must not round a bid to the tick below. Float error is
-# ~1e-16 relative, so 1e-12 relative (floor 1e-9 units) absorbs it and nothing real.
-_GRID_REL_EPSILON = Decimal("1e-12")
-_GRID_ABS_EPSILON = Decimal("1e-9")
+# A float within this many ulps of a grid point is treated as on it: 0.1234 + 0.0001 is
+# 0.12350000000000001 and must not round a bid to the tick below. A few ulps absorb the error
+# of the arithmetic that produced the float and nothing a caller could have meant.
+_GRID_SNAP_ULPS = 4
 
 
 class Side(enum.StrEnum):
@@ -100,13 +99,14 @@ class MarketRules:
 
 
 def _to_grid(value: float | Decimal, grid: Decimal, rounding: str) -> Decimal:
-    units = Decimal(repr(value)) / grid if isinstance(value, float) else value / grid
-    nearest = units.to_integral_value()
-    tolerance = max(_GRID_ABS_EPSILON, abs(units) * _GRID_REL_EPSILON)
-    if isinstance(value, float) and abs(units - nearest) <= tolerance:
-        units = nearest
+    if isinstance(value, float):
+        units = Decimal(repr(value)) / grid
+        nearest = units.to_integral_value()
+        if abs(units - nearest) * grid <= Decimal(math.ulp(value) * _GRID_SNAP_ULPS):
+            return (nearest * grid).quantize(grid)
     else:
-        units = units.to_integral_value(rounding=rounding)
+        units = value / grid
+    units = units.to_integral_value(rounding=rounding)
     return (units * grid).quantize(grid)
 
 
