@@ -37,6 +37,7 @@ from connectors.execution.credentials import Credentials, MissingCredentials, lo
 from connectors.execution.errors import ExecutionError
 from connectors.execution.order_manager import OrderManager
 from connectors.execution.orders import OrderRecord, OrderState
+from daemon.balances import fetch_balance_snapshot
 from daemon.config_loader import ConfigError, load_config
 from daemon.control import Command, CommandRejected, ControlListener
 from daemon.embedded_redis import EmbeddedRedis
@@ -150,6 +151,7 @@ class VenueRuntime:
     orders: OrderManager | None = None
     started: asyncio.Event = field(default_factory=asyncio.Event)
     balances: dict[str, Decimal] = field(default_factory=dict)
+    balances_as_of: float | None = None  # venue time of ``balances``
     # for risk limits: holdings when the manager first started (nothing of ours resting, so no
     # fill can race the snapshot) plus every fill since; later balance polls are not used here,
     # as a poll and a fill report in flight would count that fill twice
@@ -360,7 +362,7 @@ class Daemon:
             strategy.warm_start_volume(sorted(trades, key=lambda t: t.ts), since)
         for runtime in self.venues.values():
             if runtime.balances:
-                strategy.on_balances(runtime.name, runtime.balances)
+                strategy.on_balances(runtime.name, runtime.balances, runtime.balances_as_of)
 
     def _order_task(self, runtime: VenueRuntime) -> Any:
         async def run_orders() -> None:
@@ -573,13 +575,16 @@ class Daemon:
         if runtime.orders is None:
             return
         try:
-            raw = await runtime.orders.adapter.fetch_balances()
+            snapshot = await fetch_balance_snapshot(runtime.orders.adapter)
         except _VENUE_ERRORS as exc:
             log.warning("balances_unavailable", venue=runtime.name, error=repr(exc))
             return
-        runtime.balances = {asset: parts["total"] for asset, parts in raw.items()}
+        raw = snapshot.parts
+        runtime.balances = snapshot.totals
+        runtime.balances_as_of = snapshot.as_of
         if self.strategy is not None:
-            self.strategy.on_balances(runtime.name, runtime.balances)
+            # venue time: the inventory applies only our fills the snapshot cannot hold
+            self.strategy.on_balances(runtime.name, runtime.balances, snapshot.as_of)
         if self.store is not None:
             await self.store.record_balance_snapshot(
                 runtime.name, {a: {k: str(v) for k, v in p.items()} for a, p in raw.items()}
@@ -610,14 +615,19 @@ class Daemon:
         raise CommandRejected(f"unknown command {command.name!r}")
 
     async def pause(self, actor: str = "daemon") -> str:
+        resting = self._resting_count()
         self.paused = True
         if self.strategy is not None:
             self._dispatch(self.strategy.set_paused(True))
         self._take_quotes_off()
-        cancelled = await self.cancel_all()
-        log.info("paused", actor=actor, cancelled=cancelled)
+        await self.cancel_all()  # confirmed with each venue before we answer
+        left = self._resting_count()
+        log.info("paused", actor=actor, taken_off=resting, left=left)
         self._publish_now()
-        return f"paused; {cancelled} orders cancelled"
+        return f"paused; {resting} orders taken off, {left} left"
+
+    def _resting_count(self) -> int:
+        return sum(len(r.orders.open_orders()) for r in self.venues.values() if r.orders is not None)
 
     async def resume(self, actor: str = "daemon") -> str:
         for name in list(self.unhealthy):
@@ -699,9 +709,9 @@ class Daemon:
         assert old is not None
         strategy = self._build_strategy(config, self._rules)
         latest: dict[str, TargetSet] = {}
+        # the position carries on (fills since the last balance poll included)
+        strategy.inventory.carry_over(old.inventory)
         for runtime in self.venues.values():
-            if runtime.balances:
-                strategy.on_balances(runtime.name, runtime.balances)
             if runtime.orders is not None:
                 strategy.on_open_orders(runtime.name, runtime.orders.open_orders())
         strategy.set_paused(self.paused)

@@ -189,12 +189,13 @@ def _summary(fills_by_venue: dict[str, list[Any]], pnl: dict[str, Any], open_ord
         for f in fills:
             quote = f.symbol.partition("/")[2]
             volume[quote] = volume.get(quote, Decimal(0)) + f.price * f.qty
-        traded = " + ".join(f"{v.normalize():f} {q}" for q, v in sorted(volume.items())) or "-"
+        traded = " + ".join(f"{float(v):.6g} {q}" for q, v in sorted(volume.items())) or "-"
         lines.append(f"  {venue:<8} {len(fills):>4} fills  ({sides['buy']} buys, {sides['sell']} sells)"
                      f"  volume {traded}")
     if pnl:
         lines.append(f"position change {pnl.get('position', 0):+.2f}  fees {pnl.get('fees_quote', 0):.4f}"
-                     f"  PnL {pnl.get('pnl_quote', 0):+.4f} (quote, marked at {pnl.get('mark')})")
+                     f"  PnL {pnl.get('pnl_quote') or 0:+.4f} {pnl.get('quote', '')}"
+                     f" (marked at {float(pnl.get('mark') or 0):.6g})")
     left = sum(open_orders.values())
     per_venue = ", ".join(f"{v} {n}" for v, n in sorted(open_orders.items()))
     verdict = "OK" if left == 0 else "NOT CLEAN"

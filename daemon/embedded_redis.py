@@ -11,14 +11,11 @@ import contextlib
 import os
 import signal
 import socket
-import subprocess
 import time
 from pathlib import Path
-from typing import Any
 
 import structlog
 
-from daemon import redis_server as redis_server_module
 from daemon.redis_server import RedisServer, free_tcp_port
 
 log = structlog.get_logger(__name__)
@@ -64,8 +61,8 @@ class EmbeddedRedis:
         port = self._previous_port()
         if port is None or not _port_free(port):
             port = free_tcp_port()
-        server = RedisServer(directory=self.state_dir / "redis", port=port, persist=True)
-        _start_detached(server)
+        server = RedisServer(directory=self.state_dir / "redis", port=port, persist=True, own_session=True)
+        server.start()
         self._server = server
         if server.process is not None:
             (self.state_dir / PID_FILE).write_text(str(server.process.pid), encoding="utf-8")
@@ -134,30 +131,3 @@ def _wait_gone(pid: int, timeout: float = 5.0) -> None:
         time.sleep(0.05)
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
-
-
-def _start_detached(server: RedisServer) -> None:
-    """``server.start()``, with redis-server in a session of its own.
-
-    In a terminal, Ctrl-C sends SIGINT to the whole foreground process group; redis-server
-    would exit at once, before the daemon has cancelled its orders and written its last state
-    to it. The daemon stops it itself, last. ``RedisServer`` has no option for this, so for the
-    duration of the call its module sees a ``subprocess`` whose ``Popen`` starts a new session.
-    """
-    setattr(redis_server_module, "subprocess", _DetachedSubprocess())  # noqa: B010
-    try:
-        server.start()
-    finally:
-        setattr(redis_server_module, "subprocess", subprocess)  # noqa: B010
-
-
-class _DetachedSubprocess:
-    """``subprocess``, except that ``Popen`` starts the child in a new session."""
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(subprocess, name)
-
-    @staticmethod
-    def Popen(*args: Any, **kwargs: Any) -> subprocess.Popen[bytes]:  # the name it stands in for
-        kwargs.setdefault("start_new_session", True)
-        return subprocess.Popen(*args, **kwargs)

@@ -70,6 +70,7 @@ class RedisKeys:
 
     @property
     def pnl(self) -> str:
+        """Hash: fills, fills per venue, quote volume, fees, position, mark, PnL in the quote asset."""
         return f"{self.prefix}:pnl"
 
     @property

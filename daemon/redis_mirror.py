@@ -154,10 +154,11 @@ class RedisMirror:
     async def run(self) -> None:
         """Flush until cancelled; Redis errors are absorbed, logged on change, and retried."""
         while True:
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=self.heartbeat_s)
-            except TimeoutError:
-                pass
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
+            # lands as the wake-up completes, and the mirror would never stop.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.heartbeat_s):
+                    await self._wake.wait()
             self._wake.clear()
             if self.clock.monotonic() - self._last_heartbeat >= self.heartbeat_s:
                 # rewrite every book now and then, changed or not: consumers see the publisher alive

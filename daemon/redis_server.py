@@ -53,13 +53,16 @@ class RedisServer:
     """One redis-server child process on 127.0.0.1, data under ``directory``.
 
     ``persist=False`` runs it as a pure cache (tests); ``True`` keeps an AOF so the
-    embedded server of a daemon survives its restarts.
+    embedded server of a daemon survives its restarts. ``own_session=True`` starts it in a
+    session of its own, so a terminal's Ctrl-C (SIGINT to the foreground process group) does
+    not stop it before its owner has written its last state; the owner stops it, last.
     """
 
     directory: Path
     port: int = 0
     persist: bool = False
     binary: str | None = None
+    own_session: bool = False
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
     @property
@@ -82,7 +85,12 @@ class RedisServer:
             "--logfile", str(self.directory / "redis.log"),
             "--protected-mode", "yes",
         ]
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.process = subprocess.Popen(
+            args,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=self.own_session,
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

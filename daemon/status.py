@@ -266,8 +266,9 @@ def render_text(snap: StatusSnapshot) -> str:
             venues = ", ".join(f"{v} {n}" for v, n in sorted(by_venue.items()))
         out.append(f"fills {_num(pnl.get('fills'))}{f' ({venues})' if venues else ''}"
                    f"  volume {_num(pnl.get('volume_quote'))}  fees {_num(pnl.get('fees_quote'))}")
+        quote = pnl.get("quote") or "quote"
         out.append(f"position {_num(pnl.get('position'))}  mark {_num(pnl.get('mark'))}"
-                   f"  PnL {_num(pnl.get('pnl_quote'))} (quote, since start)")
+                   f"  PnL {_num(pnl.get('pnl_quote'))} {quote} since start (after fees, marked to market)")
     failed = [name for name, state in snap.tasks.items() if state == "failed"]
     warnings = list(snap.warnings) + [f"task {name} failed" for name in failed]
     for event in snap.risk_events:

@@ -2,9 +2,23 @@
 price, the lean it puts on the quotes, and rebalancing suggestions.
 
 Holdings come from two sources: venue balances (authoritative snapshots, ``on_balances``) and our
-fills in between (``on_fill``, deduplicated by venue, symbol and trade id). A snapshot replaces
-a venue's holdings; because fills were already added, a snapshot that includes them changes
-nothing, and one that differs (a deposit, a missed fill) corrects the book.
+fills in between (``on_fill``, deduplicated by venue, symbol, trade id and client order id).
+
+**Snapshot rule** (exact positions when a balance request and fill reports cross): a snapshot
+carries the venue time it describes (``as_of``: Binance's account ``updateTime``, venue clock).
+It contains every fill whose venue trade time ``fill.ts <= as_of`` and none later. So a snapshot
+*resets* the venue's holdings and only our fills with ``ts > as_of`` are applied on top:
+
+- a fill reported before the snapshot arrives but executed after ``as_of`` (it landed while the
+  request was in flight, after the venue answered) is re-applied on top of the snapshot;
+- a fill executed at or before ``as_of`` but reported after the snapshot (its report was still in
+  flight) is already in it and does not move the holdings again (it still enters the cost basis);
+- a snapshot older than the one already applied (responses out of order) is ignored.
+
+Fills at the same venue millisecond as ``as_of`` count as included (the venue answered after
+applying them). A snapshot without ``as_of`` (simulation, tests) includes exactly the fills seen
+so far. A snapshot that differs from what our fills predict (a deposit, a missed fill) corrects
+the book.
 
 **Inventory coefficient** (seed 004, literally)::
 
@@ -195,6 +209,9 @@ class InventoryManager:
         self.venues = list(venues)
         self._holdings: dict[str, dict[str, Decimal]] = {venue: {} for venue in self.venues}
         self._seen_fills: set[tuple[str, str, str, str]] = set()
+        # per venue: venue time of the snapshot the holdings start from, and our fills after it
+        self._snapshot_ts: dict[str, float] = {}
+        self._after_snapshot: dict[str, list[tuple[float, dict[str, Decimal]]]] = {}
         self._basis = _CostBasis()
         self._pending_open = 0.0  # base held before any price was known, opened at the first mark
         self._mark: float | None = None
@@ -219,17 +236,34 @@ class InventoryManager:
             return False
         self._seen_fills.add(key)
         base, _, quote = fill.symbol.partition("/")
-        holdings = self._holdings.setdefault(fill.venue, {})
         sign = fill.side.sign
-        notional = fill.price * fill.qty
-        holdings[base] = holdings.get(base, _ZERO) + sign * fill.qty
-        holdings[quote] = holdings.get(quote, _ZERO) - sign * notional
+        deltas: dict[str, Decimal] = {base: sign * fill.qty, quote: -sign * fill.price * fill.qty}
         if fill.fee:
-            holdings[fill.fee_asset] = holdings.get(fill.fee_asset, _ZERO) - fill.fee
+            deltas[fill.fee_asset] = deltas.get(fill.fee_asset, _ZERO) - fill.fee
+        snapshot_ts = self._snapshot_ts.get(fill.venue)
+        included = snapshot_ts is not None and fill.ts <= snapshot_ts
+        if included:
+            # the venue's snapshot already holds this fill, and booked its base change as an
+            # outside change at the opening price: take that back, the fill accounts it below
+            self._outside_change(-deltas[base] if base == self.base else _ZERO)
+        else:
+            holdings = self._holdings.setdefault(fill.venue, {})
+            for asset, delta in deltas.items():
+                holdings[asset] = holdings.get(asset, _ZERO) + delta
+            self._after_snapshot.setdefault(fill.venue, []).append((fill.ts, deltas))
         if base == self.base:
             self._account(fill, quote)
         self.version += 1
         return True
+
+    def _outside_change(self, qty: Decimal) -> None:
+        if not qty:
+            return
+        opening = self._opening_price()
+        if opening is None:
+            self._pending_open += float(qty)
+        else:
+            self._basis.adjust(float(qty), opening)
 
     def _account(self, fill: Fill, quote: str) -> None:
         rate = self._rates.get(quote)
@@ -246,17 +280,53 @@ class InventoryManager:
             # a base fee on a sell leaves with the sold quantity
             self._basis.sell(qty + base_fee, price * qty - quote_fee)
 
-    def on_balances(self, venue: str, balances: Mapping[str, Decimal]) -> None:
-        """A venue's balance snapshot (total = free + locked per asset) replaces its holdings."""
+    def on_balances(
+        self, venue: str, balances: Mapping[str, Decimal], as_of: float | None = None
+    ) -> bool:
+        """A venue's balance snapshot (total = free + locked per asset) as of venue time ``as_of``.
+
+        It replaces the venue's holdings; our fills after ``as_of`` are applied on top (see the
+        module's snapshot rule). ``as_of=None``: it includes exactly the fills seen so far.
+        False when it is older than the snapshot already applied (and so ignored)."""
+        last = self._snapshot_ts.get(venue)
+        after = self._after_snapshot.get(venue, [])
+        if as_of is None:
+            as_of = max([last or float("-inf"), *(ts for ts, _ in after)])
+        elif last is not None and as_of < last:
+            return False
+        later = [(ts, deltas) for ts, deltas in after if ts > as_of]
         holdings = self._holdings.setdefault(venue, {})
-        delta = balances.get(self.base, holdings.get(self.base, _ZERO)) - holdings.get(self.base, _ZERO)
-        holdings.update(balances)
+        before = holdings.get(self.base, _ZERO)
+        rebuilt = dict(holdings)  # assets the snapshot does not list keep their last value
+        rebuilt.update(balances)
+        for _, deltas in later:
+            for asset, delta in deltas.items():
+                rebuilt[asset] = rebuilt.get(asset, _ZERO) + delta
+        self._holdings[venue] = rebuilt
+        self._snapshot_ts[venue] = as_of
+        self._after_snapshot[venue] = later
+        delta = rebuilt.get(self.base, _ZERO) - before
         if delta:
-            opening = self._opening_price()
-            if opening is None:
-                self._pending_open += float(delta)
-            else:
-                self._basis.adjust(float(delta), opening)
+            # holdings moved outside the fills we know of (the opening balance, a deposit, a
+            # fill still in flight): no PnL, opened at the opening price
+            self._outside_change(delta)
+        self.version += 1
+        return True
+
+    def carry_over(self, previous: InventoryManager) -> None:
+        """Take holdings, snapshots, seen fills and cost basis from the manager this one replaces
+        (a config reload): the position must not fall back to the last balance poll."""
+        self._holdings = {venue: dict(h) for venue, h in previous._holdings.items()}
+        for venue in self.venues:
+            self._holdings.setdefault(venue, {})
+        self._seen_fills = set(previous._seen_fills)
+        self._snapshot_ts = dict(previous._snapshot_ts)
+        self._after_snapshot = {v: list(fills) for v, fills in previous._after_snapshot.items()}
+        self._basis.qty, self._basis.avg = previous._basis.qty, previous._basis.avg
+        self._basis.realised = previous._basis.realised
+        self._pending_open = previous._pending_open
+        self._mark = previous._mark
+        self._rates.update(previous._rates)
         self.version += 1
 
     def on_mark(self, price: float) -> None:

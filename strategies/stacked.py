@@ -335,9 +335,12 @@ class StackedStrategy:
             return []
         return self._requote(list(self._markets))
 
-    def on_balances(self, venue: str, balances: Mapping[str, Decimal]) -> None:
-        """A venue balance snapshot (totals per asset); the next re-quote sees the new inventory."""
-        self.inventory.on_balances(venue, balances)
+    def on_balances(
+        self, venue: str, balances: Mapping[str, Decimal], as_of: float | None = None
+    ) -> None:
+        """A venue balance snapshot (totals per asset) as of venue time ``as_of`` (see
+        ``InventoryManager.on_balances``); the next re-quote sees the new inventory."""
+        self.inventory.on_balances(venue, balances, as_of)
 
     def on_open_orders(self, venue: str, orders: Sequence[OpenOrder]) -> None:
         """Our orders resting on ``venue`` now (replaces what was known for that venue)."""

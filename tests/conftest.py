@@ -1,3 +1,3 @@
 """Shared fixtures live in tests/fixtures/, one module per real part."""
 
-pytest_plugins = ["tests.fixtures.redis", "tests.fixtures.paper"]
+pytest_plugins = ["tests.fixtures.redis", "tests.fixtures.paper", "tests.fixtures.daemon"]

@@ -86,6 +86,71 @@ def test_a_balance_snapshot_that_includes_our_fill_changes_nothing() -> None:
     assert (inv.position, inv.avg_cost) == before
 
 
+def test_a_fill_reported_after_the_snapshot_that_includes_it_is_not_counted_twice() -> None:
+    # the fill executes at t=10, the venue answers the balance request at t=11 (it holds the
+    # fill), and the fill's report arrives after the balance response
+    inv = manager(manual_price="2.0", price_method="accounting")
+    inv.on_balances("alpha", {"BERA": D("1000"), "USDT": D("5000")}, as_of=5.0)
+    inv.on_balances("alpha", {"BERA": D("1100"), "USDT": D("4700")}, as_of=11.0)
+    inv.on_fill(fill(Side.BUY, "100", "3.0", ts=10.0))
+    assert inv.position == D("1100")
+    assert inv.holdings("USDT")["alpha"] == D("4700")
+    # the cost basis has the fill at its price, not as a deposit at the opening price
+    assert inv.avg_cost == pytest.approx((1000 * 2.0 + 100 * 3.0) / 1100)
+
+
+def test_a_fill_that_lands_while_the_balance_request_is_in_flight_survives_the_snapshot() -> None:
+    # the venue answers at t=11 (before the fill), the fill executes at t=12 and is reported
+    # before the balance response arrives: the snapshot must not wipe it out
+    inv = manager()
+    inv.on_balances("alpha", {"BERA": D("1000"), "USDT": D("5000")}, as_of=5.0)
+    inv.on_fill(fill(Side.SELL, "50", "2.0", ts=12.0))
+    inv.on_balances("alpha", {"BERA": D("1000"), "USDT": D("5000")}, as_of=11.0)
+    assert inv.position == D("950")
+    assert inv.holdings("USDT")["alpha"] == D("5100")
+    # the next snapshot includes it: still counted once
+    inv.on_balances("alpha", {"BERA": D("950"), "USDT": D("5100")}, as_of=13.0)
+    assert inv.position == D("950")
+
+
+def test_positions_are_exact_for_every_interleaving_of_fills_and_a_snapshot() -> None:
+    import itertools
+
+    fills = [fill(Side.BUY, "10", "2.0", ts=1.0), fill(Side.SELL, "4", "2.0", ts=2.0),
+             fill(Side.BUY, "7", "2.0", ts=4.0)]
+    snapshot_ts = 3.0  # holds the first two fills: 1000 + 10 - 4
+    snapshot = {"BERA": D("1006")}
+    for order in itertools.permutations([*range(len(fills)), "snap"]):
+        inv = manager()
+        inv.on_balances("alpha", {"BERA": D("1000")}, as_of=0.0)
+        for step in order:
+            if step == "snap":
+                inv.on_balances("alpha", snapshot, as_of=snapshot_ts)
+            else:
+                inv.on_fill(fills[int(step)])
+        assert inv.position == D("1013"), order
+
+
+def test_an_older_snapshot_arriving_late_is_ignored() -> None:
+    inv = manager()
+    inv.on_balances("alpha", {"BERA": D("1100")}, as_of=20.0)
+    assert inv.on_balances("alpha", {"BERA": D("1000")}, as_of=10.0) is False
+    assert inv.position == D("1100")
+
+
+def test_carry_over_keeps_the_position_and_fills_since_the_last_snapshot() -> None:
+    inv = manager()
+    inv.on_balances("alpha", {"BERA": D("1000")}, as_of=5.0)
+    f = fill(Side.BUY, "10", "2.5", ts=6.0)
+    inv.on_fill(f)
+    fresh = manager()
+    fresh.carry_over(inv)
+    assert fresh.position == D("1010")
+    assert fresh.on_fill(f) is False
+    fresh.on_balances("alpha", {"BERA": D("1000")}, as_of=5.5)  # before the fill: re-applied
+    assert fresh.position == D("1010")
+
+
 def test_accounting_price_is_weighted_average_cost_including_fees() -> None:
     inv = manager(price_method="accounting")
     inv.on_mark(2.0)

@@ -90,3 +90,32 @@ def test_secret_from_systemd_credentials_directory_is_stripped(tmp_path: Path) -
 def test_missing_secret_says_where_it_looked(tmp_path: Path) -> None:
     with pytest.raises(SecretNotFound, match=r"environment variable NOPE or credential file .*NOPE"):
         read_secret("NOPE", {"CREDENTIALS_DIRECTORY": str(tmp_path)})
+
+
+def test_venue_credentials_come_from_systemd_credentials_and_are_redacted(tmp_path: Path) -> None:
+    from daemon.app import resolve_credentials
+    from daemon.logging import REDACTOR
+    from strategies.config import VenueConfig
+
+    (tmp_path / "STACKMM_ALPHA_API_KEY").write_text("alpha-key-from-credential\n")
+    (tmp_path / "STACKMM_ALPHA_SECRET").write_text("alpha-secret-from-credential\n")
+    venue = VenueConfig.model_validate({
+        "symbols": ["BERA/USDT"],
+        "credentials": {"api_key_env": "STACKMM_ALPHA_API_KEY", "secret_env": "STACKMM_ALPHA_SECRET"},
+    })
+    creds = resolve_credentials("alpha", venue, {"CREDENTIALS_DIRECTORY": str(tmp_path)})
+    assert (creds.api_key, creds.secret) == ("alpha-key-from-credential", "alpha-secret-from-credential")
+    assert REDACTOR.scrub_text("sig for alpha-secret-from-credential") == "sig for ***"
+    assert "alpha-secret" not in repr(creds)
+
+
+def test_a_venue_without_its_secret_fails_naming_where_to_put_it() -> None:
+    from daemon.app import resolve_credentials
+    from strategies.config import VenueConfig
+
+    venue = VenueConfig.model_validate({
+        "symbols": ["BERA/USDT"],
+        "credentials": {"api_key_env": "K_ENV", "secret_env": "S_ENV"},
+    })
+    with pytest.raises(SecretNotFound, match="S_ENV"):
+        resolve_credentials("alpha", venue, {"K_ENV": "some-key-value"})

@@ -4,7 +4,8 @@ Exact decimals at the boundary (``Decimal`` in, ``Decimal`` out); inside, prices
 ticks and quantities integer steps, which is exact because every accepted price is on the tick
 and every accepted quantity on the step. Each side of a book is a ``dict`` of price levels
 (FIFO queues) plus a sorted list of level keys kept with ``bisect``; the best level is always
-the last key, so taking it and removing it is O(1).
+the last key, so taking it and removing it is O(1). A cancel is O(1) too: it marks the order
+and matching skips it (see :class:`_Level`).
 
 Balances lock on entry (a buy locks ``price * qty`` of the quote asset, a sell ``qty`` of the
 base), settle exactly on every fill, and a cancel or expiry unlocks what is left. Fees are
@@ -16,17 +17,17 @@ The engine is pure: no I/O, no asyncio, time from an injected :class:`~strategie
 Listeners (the venue server) are called synchronously after each state change, with
 snapshots, never the engine's own mutable objects.
 
-``place`` and ``cancel`` are the hot path (``bench/matching_engine.py``): they bind enum
-members and attributes to locals, build event objects only while someone listens, fill the
-slots of the frozen event dataclasses directly, and switch to the exact decimal context with
-``setcontext`` rather than ``localcontext`` (which copies the context on every call).
+``place`` and ``cancel`` are the hot path (``bench/matching_engine.py``): one mutable record
+per order (:class:`_OrderState`, of which callers and listeners get :class:`Order` snapshots),
+enum members and attributes bound to locals, event objects built only while someone listens
+and without the class call (see ``_book_change``), and the exact decimal context entered with
+``setcontext`` rather than ``localcontext``, which copies the context on every call.
 """
 
 from __future__ import annotations
 
 import bisect
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, fields
 from decimal import ROUND_CEILING, Context, Decimal, getcontext, localcontext, setcontext
 from enum import StrEnum
@@ -202,39 +203,59 @@ _GTC, _IOC, _FOK = TimeInForce.GTC, TimeInForce.IOC, TimeInForce.FOK
 _NEW, _PARTIALLY_FILLED, _FILLED = OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED, OrderStatus.FILLED
 _CANCELED, _EXPIRED = OrderStatus.CANCELED, OrderStatus.EXPIRED
 
-# A frozen dataclass's __init__ assigns every field through object.__setattr__, which looks the
-# name up each time; the engine builds an Execution per fill and a BookChange per level change,
-# so it fills their slots through the slot descriptors instead. Same objects, same equality.
+# Building event objects is most of what a listener costs the engine, so the hot path builds
+# them without going through the class call: calling a class packs the arguments into a tuple
+# and runs __init__ in a frame of its own, and a frozen dataclass's __init__ then stores each
+# field through object.__setattr__. Instead: allocate with object.__new__ and store each slot
+# directly. BookChange and Execution are frozen, so they are filled as a "draft" class with the
+# same slots, whose instance then becomes the frozen class (__class__ assignment, which CPython
+# allows between classes of identical layout). The results are ordinary instances, equal to
+# what the class call gives; _check_builders proves that at import.
 _new = object.__new__
-_BOOK_CHANGE_FIELDS = ("symbol", "side", "price", "qty", "update_id")
-_EXECUTION_FIELDS = (
-    "trade_id", "symbol", "price", "qty", "taker_side", "maker_order", "taker_order", "maker_fee",
-    "maker_fee_asset", "taker_fee", "taker_fee_asset", "ts",
-)  # fmt: skip
 
 
-def _slot_setters(cls: type, names: tuple[str, ...]) -> tuple[Callable[[object, object], None], ...]:
-    if tuple(f.name for f in fields(cls)) != names:
-        raise TypeError(f"{cls.__name__}'s fields changed: update its builder in the engine")
-    return tuple(cls.__dict__[name].__set__ for name in names)
+class _BookChangeDraft:
+    """BookChange's slots without its frozen __setattr__: filled, then turned into a BookChange."""
+
+    __slots__ = ("price", "qty", "side", "symbol", "update_id")
+    symbol: str
+    side: Side
+    price: Decimal
+    qty: Decimal
+    update_id: int
 
 
-_bc_symbol, _bc_side, _bc_price, _bc_qty, _bc_update_id = _slot_setters(BookChange, _BOOK_CHANGE_FIELDS)
-(
-    _ex_trade_id, _ex_symbol, _ex_price, _ex_qty, _ex_taker_side, _ex_maker_order, _ex_taker_order,
-    _ex_maker_fee, _ex_maker_fee_asset, _ex_taker_fee, _ex_taker_fee_asset, _ex_ts,
-) = _slot_setters(Execution, _EXECUTION_FIELDS)  # fmt: skip
+class _ExecutionDraft:
+    """Execution's slots without its frozen __setattr__: filled, then turned into an Execution."""
+
+    __slots__ = (
+        "maker_fee", "maker_fee_asset", "maker_order", "price", "qty", "symbol", "taker_fee",
+        "taker_fee_asset", "taker_order", "taker_side", "trade_id", "ts",
+    )  # fmt: skip
+    trade_id: int
+    symbol: str
+    price: Decimal
+    qty: Decimal
+    taker_side: Side
+    maker_order: Order
+    taker_order: Order
+    maker_fee: Decimal
+    maker_fee_asset: str
+    taker_fee: Decimal
+    taker_fee_asset: str
+    ts: float
 
 
 def _book_change(symbol: str, side: Side, price: Decimal, qty: Decimal, update_id: int) -> BookChange:
     """``BookChange(symbol, side, price, qty, update_id)``, built faster."""
-    change: BookChange = _new(BookChange)
-    _bc_symbol(change, symbol)
-    _bc_side(change, side)
-    _bc_price(change, price)
-    _bc_qty(change, qty)
-    _bc_update_id(change, update_id)
-    return change
+    change = _new(_BookChangeDraft)
+    change.symbol = symbol
+    change.side = side
+    change.price = price
+    change.qty = qty
+    change.update_id = update_id
+    change.__class__ = BookChange  # type: ignore[assignment]
+    return change  # type: ignore[return-value]
 
 
 def _execution(
@@ -243,20 +264,50 @@ def _execution(
     taker_fee_asset: str, ts: float,
 ) -> Execution:  # fmt: skip
     """``Execution(...)`` with the same arguments, built faster."""
-    ex: Execution = _new(Execution)
-    _ex_trade_id(ex, trade_id)
-    _ex_symbol(ex, symbol)
-    _ex_price(ex, price)
-    _ex_qty(ex, qty)
-    _ex_taker_side(ex, taker_side)
-    _ex_maker_order(ex, maker_order)
-    _ex_taker_order(ex, taker_order)
-    _ex_maker_fee(ex, maker_fee)
-    _ex_maker_fee_asset(ex, maker_fee_asset)
-    _ex_taker_fee(ex, taker_fee)
-    _ex_taker_fee_asset(ex, taker_fee_asset)
-    _ex_ts(ex, ts)
-    return ex
+    ex = _new(_ExecutionDraft)
+    ex.trade_id = trade_id
+    ex.symbol = symbol
+    ex.price = price
+    ex.qty = qty
+    ex.taker_side = taker_side
+    ex.maker_order = maker_order
+    ex.taker_order = taker_order
+    ex.maker_fee = maker_fee
+    ex.maker_fee_asset = maker_fee_asset
+    ex.taker_fee = taker_fee
+    ex.taker_fee_asset = taker_fee_asset
+    ex.ts = ts
+    ex.__class__ = Execution  # type: ignore[assignment]
+    return ex  # type: ignore[return-value]
+
+
+def _balance(free: Decimal, locked: Decimal) -> Balance:
+    """``Balance(free, locked)``, built faster."""
+    bal = _new(Balance)
+    bal.free = free
+    bal.locked = locked
+    return bal
+
+
+def _check_builders() -> None:
+    """Fail at import, not with wrong events, if a dataclass no longer matches its builder."""
+    for cls, draft in ((BookChange, _BookChangeDraft), (Execution, _ExecutionDraft)):
+        if not sorted(cls.__slots__) == sorted(draft.__slots__) == sorted(f.name for f in fields(cls)):
+            raise TypeError(f"{cls.__name__}'s fields changed: update {draft.__name__} in the engine")
+    side, one = Side.BUY, Decimal(1)
+    if _book_change("S", side, one, one, 1) != BookChange("S", side, one, one, 1):
+        raise TypeError("_book_change builds a different BookChange")
+    o = Order(1, "c", "a", "S", side, OrderType.LIMIT, TimeInForce.GTC, one, one, one, one, _NEW, 0.0, 0.0)
+    args = (1, "S", one, one, side, o, o, one, "A", one, "B", 0.0)
+    if _execution(*args) != Execution(*args):
+        raise TypeError("_execution builds a different Execution")
+    if _balance(one, one) != Balance(one, one):
+        raise TypeError("_balance builds a different Balance")
+    state = _order_state(1, "c", "a", _Account(), "S", side, OrderType.LIMIT, TimeInForce.GTC, one, one, 0.0)
+    if state.snapshot() != Order(
+        1, "c", "a", "S", side, OrderType.LIMIT, TimeInForce.GTC, one, one, _ZERO, _ZERO, _NEW, 0.0, 0.0
+    ):
+        raise TypeError("_OrderState.snapshot builds a different Order")
 
 
 class EngineListener(Protocol):
@@ -292,39 +343,70 @@ class _OrderState:
         "account", "acct", "client_order_id", "created_ts", "cum_quote", "filled", "lock_left", "order_id",
         "price", "qty", "remaining", "side", "status", "symbol", "ticks", "tif", "type", "updated_ts",
     )  # fmt: skip
-
-    def __init__(
-        self, order_id: int, client_order_id: str, account: str, acct: _Account, symbol: str, side: Side,
-        type: OrderType, tif: TimeInForce, price: Decimal | None, qty: Decimal, now: float,
-    ) -> None:  # fmt: skip
-        self.order_id = order_id
-        self.client_order_id = client_order_id
-        self.account = account
-        self.acct = acct
-        self.symbol = symbol
-        self.side = side
-        self.type = type
-        self.tif = tif
-        self.price = price
-        self.qty = qty
-        self.filled = _ZERO
-        self.cum_quote = _ZERO
-        self.status = _NEW
-        self.created_ts = now
-        self.updated_ts = now
-        # Set when the order rests: its price in ticks, what is left in steps, and what it still
-        # holds locked (quote for buys, base for sells).
-        self.ticks = 0
-        self.remaining = 0
-        self.lock_left = _ZERO
+    order_id: int
+    client_order_id: str
+    account: str
+    acct: _Account
+    symbol: str
+    side: Side
+    type: OrderType
+    tif: TimeInForce
+    price: Decimal | None
+    qty: Decimal
+    filled: Decimal
+    cum_quote: Decimal
+    status: OrderStatus
+    created_ts: float
+    updated_ts: float
+    ticks: int  # these three only mean something while the order rests
+    remaining: int  # steps
+    lock_left: Decimal  # what it still holds locked: quote for buys, base for sells
 
     def snapshot(self) -> Order:
-        """The public, detached view of this order now."""
-        return Order(
-            self.order_id, self.client_order_id, self.account, self.symbol, self.side, self.type,
-            self.tif, self.price, self.qty, self.filled, self.cum_quote, self.status,
-            self.created_ts, self.updated_ts,
-        )  # fmt: skip
+        """The public, detached view of this order now (``Order(...)``, built faster)."""
+        order = _new(Order)
+        order.order_id = self.order_id
+        order.client_order_id = self.client_order_id
+        order.account = self.account
+        order.symbol = self.symbol
+        order.side = self.side
+        order.type = self.type
+        order.tif = self.tif
+        order.price = self.price
+        order.qty = self.qty
+        order.filled = self.filled
+        order.cum_quote = self.cum_quote
+        order.status = self.status
+        order.created_ts = self.created_ts
+        order.updated_ts = self.updated_ts
+        return order
+
+
+def _order_state(
+    order_id: int, client_order_id: str, account: str, acct: _Account, symbol: str, side: Side,
+    type: OrderType, tif: TimeInForce, price: Decimal | None, qty: Decimal, now: float,
+) -> _OrderState:  # fmt: skip
+    """A new order's record, status NEW and nothing filled (built as the event objects are)."""
+    state = _new(_OrderState)
+    state.order_id = order_id
+    state.client_order_id = client_order_id
+    state.account = account
+    state.acct = acct
+    state.symbol = symbol
+    state.side = side
+    state.type = type
+    state.tif = tif
+    state.price = price
+    state.qty = qty
+    state.filled = _ZERO
+    state.cum_quote = _ZERO
+    state.status = _NEW
+    state.created_ts = now
+    state.updated_ts = now
+    state.ticks = 0
+    state.remaining = 0
+    state.lock_left = _ZERO
+    return state
 
 
 class _Level:
@@ -469,7 +551,7 @@ class MatchingEngine:
         acct = self._accounts.get(account)
         if acct is None:
             return {}
-        return {a: Balance(b.free, b.locked) for a, b in acct.balances.items()}
+        return {a: _balance(b.free, b.locked) for a, b in acct.balances.items()}
 
     # ------------------------------------------------------------------- orders
 
@@ -525,7 +607,7 @@ class MatchingEngine:
             setcontext(caller)
         listeners = self.listeners
         if listeners:
-            one = {book.quote if state.side is _BUY else book.base: Balance(bal.free, bal.locked)}
+            one = {book.quote if state.side is _BUY else book.base: _balance(bal.free, bal.locked)}
             for listener in listeners:
                 listener.on_balance_update(state.account, one)
         return state.snapshot()
@@ -756,7 +838,7 @@ class MatchingEngine:
         order_id = self._next_order_id
         self._next_order_id = order_id + 1
         symbol = book.symbol
-        order = _OrderState(
+        order = _order_state(
             order_id, client_order_id or f"paper-{order_id}", account, acct, symbol, side, type, tif,
             price if ticks is not None else None, qty, now,
         )  # fmt: skip
@@ -836,7 +918,7 @@ class MatchingEngine:
             if self._touched:
                 self._emit_balances()
         elif listeners:  # no match: the lock is the only balance that moved
-            one = {lock_asset: Balance(bal.free, bal.locked)}
+            one = {lock_asset: _balance(bal.free, bal.locked)}
             for listener in listeners:
                 listener.on_balance_update(account, one)
         return order.snapshot(), executions
@@ -1071,7 +1153,10 @@ class MatchingEngine:
         by_account: dict[str, dict[str, Balance]] = {}
         for name, asset in sorted(touched):
             bal = self._accounts[name].balances[asset]
-            by_account.setdefault(name, {})[asset] = Balance(bal.free, bal.locked)
+            by_account.setdefault(name, {})[asset] = _balance(bal.free, bal.locked)
         for name, snap in by_account.items():
             for listener in self.listeners:
                 listener.on_balance_update(name, snap)
+
+
+_check_builders()

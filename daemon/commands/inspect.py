@@ -64,7 +64,7 @@ async def _inspect(args: argparse.Namespace) -> int:
         print(f"{INSTANCES}  (set: instance names)")
         print(f"    {sorted(await client.smembers(INSTANCES))}")  # type: ignore[misc]
         print(f"\n{keys.prefix}:*  (instance {keys.instance})")
-        print(f"  {keys.book_updates}  (pub/sub channel: {describe(keys.book_updates, keys)})")
+        print(f"  {keys.book_updates}  ({describe(keys.book_updates, keys)})")
         found = sorted([str(k) async for k in client.scan_iter(match=f"{keys.prefix}:*", count=500)])
         for key in found:
             kind = str(await client.type(key))
