@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from random import Random
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import redis.asyncio as aioredis
 import structlog
@@ -33,6 +33,7 @@ from ccxt.base.errors import BaseError as CcxtError
 from pydantic import ValidationError
 
 from connectors.execution.adapter import VenueAdapter
+from connectors.execution.client_ids import instance_prefix
 from connectors.execution.credentials import Credentials, MissingCredentials, load_credentials
 from connectors.execution.errors import ExecutionError
 from connectors.execution.order_manager import OrderManager
@@ -49,6 +50,7 @@ from daemon.state_publisher import FeedHealth, PnlTracker, StatePublisher, State
 from daemon.store import Store
 from daemon.supervisor import RestartPolicy, Supervisor
 from daemon.systemd import Notifier
+from daemon.volatility import VolatilityWatch
 from strategies.aggregator import Aggregator, CombinedBookSpec
 from strategies.book import L2Book
 from strategies.clock import SystemClock
@@ -67,6 +69,7 @@ BINANCE_WS = "wss://stream.binance.com:9443"
 BALANCES_INTERVAL_S = 15.0
 TRADE_PERSIST_INTERVAL_S = 1.0
 ORDER_HEALTH_INTERVAL_S = 1.0
+BOOK_POLL_INTERVAL_S = 0.1  # a silent book is caught within max_book_age_s + this
 EXIT_OK = 0
 EXIT_FAILED_STOP = 1  # orders could not be confirmed cancelled within the timeout
 EXIT_CONFIG = 2
@@ -78,11 +81,6 @@ class Feed(Protocol):
     async def run(self) -> None: ...
 
     async def close(self) -> None: ...
-
-
-def order_prefix(instance: str) -> str:
-    """Client order id prefix for an instance name (ids allow ``[A-Za-z0-9_]``, 12 characters)."""
-    return re.sub(r"[^A-Za-z0-9_]", "_", instance)[:12]
 
 
 def resolve_credentials(
@@ -202,6 +200,7 @@ class Daemon:
         self.publisher: StatePublisher | None = None
         self.strategy: StackedStrategy | None = None
         self.risk: RiskEngine | None = None
+        self.volatility: VolatilityWatch | None = None
         self._raw_targets: dict[str, TargetSet] = {}  # venue -> the strategy's latest, before limits
         self._rules: dict[tuple[str, str], MarketRules] = {}
         self.aggregator: Aggregator | None = None
@@ -216,8 +215,6 @@ class Daemon:
         self._timer_wake = asyncio.Event()
         self._last_targets: dict[str, TargetSet] = {}
         self._trade_buffer: list[Trade] = []
-        self._known_orders: dict[str, dict[str, str]] = {}  # venue -> coid -> line id
-        self._filled_orders: set[str] = set()
         self._status_line = ""
         self._started_mono = time.monotonic()
         self._background: set[asyncio.Task[Any]] = set()
@@ -308,6 +305,7 @@ class Daemon:
         self._rules = self._market_rules()
         self.strategy = self._build_strategy(config, self._rules)
         self.risk = RiskEngine(risk, self.clock)
+        self.volatility = self._volatility_watch(risk)
         self.aggregator = Aggregator([
             CombinedBookSpec(symbol, [v for v, vc in config.venues.items() if symbol in vc.symbols])
             for symbol in sorted({s for vc in config.venues.values() for s in vc.symbols})
@@ -317,10 +315,15 @@ class Daemon:
             runtime.feed = self._build_feed(runtime)
             self.supervisor.add(f"feed:{runtime.name}", runtime.feed.run)
         self.supervisor.add("strategy-timer", self._timer_loop)
+        self.supervisor.add("book-watch", self._book_watch_loop)
         self.supervisor.add("balances", self._balances_loop, critical=False)
         self.supervisor.add("trade-store", self._persist_trades_loop)
         self.notifier.status("syncing books")
         log.info("daemon_started", venues=list(self.venues))
+
+    def _volatility_watch(self, risk: RiskConfig) -> VolatilityWatch:
+        ticks = {symbol: float(rules.tick) for (_, symbol), rules in sorted(self._rules.items())}
+        return VolatilityWatch(risk.volatility, ticks)
 
     def _market_rules(self) -> dict[tuple[str, str], MarketRules]:
         rules: dict[tuple[str, str], MarketRules] = {}
@@ -370,18 +373,20 @@ class Daemon:
             assert self.store is not None
             restart = runtime.orders is not None
             if runtime.orders is not None:
+                # detach, not stop: stop() would cancel the very orders the new manager adopts
                 old, runtime.orders = runtime.orders, None
                 with contextlib.suppress(*_VENUE_ERRORS):
-                    await old.stop()
+                    await old.detach()
             adapter = VenueAdapter.from_config(
                 runtime.name, runtime.config.exchange, ccxt_config_for(runtime.config, runtime.credentials)
             )
             runtime.adapters.append(adapter)
             manager = OrderManager(
-                runtime.name, adapter, self.store, self.clock, order_prefix(self.instance), self._on_fill,
+                runtime.name, adapter, self.store, self.clock, re.sub(r"[^A-Za-z0-9_]", "_", self.instance)[:12], self._on_fill,
                 # after a crash of the manager our live orders are known: adopt them
                 startup_policy="adopt" if restart else "cancel",
                 symbols=runtime.config.symbols,
+                on_order_event=self._on_order_event,
             )
             await manager.start()
             runtime.orders = manager
@@ -424,9 +429,14 @@ class Daemon:
     def _on_book(self, book: L2Book) -> None:
         if self.mirror is not None:
             self.mirror.mark_dirty(book)
-        if self.aggregator is not None and self.mirror is not None:
+        if self.aggregator is not None:
             for symbol in self.aggregator.update(book):
-                self.mirror.mark_dirty_aggregated(symbol, self.aggregator.combined(symbol))
+                combined = self.aggregator.combined(symbol)
+                if self.mirror is not None:
+                    self.mirror.mark_dirty_aggregated(symbol, combined)
+                mid = combined.mid()
+                if mid is not None:
+                    self._on_mid(symbol, mid)
         if self.strategy is not None:
             self._dispatch(self.strategy.on_book(book))
 
@@ -437,7 +447,19 @@ class Daemon:
             self._risk_events(self.risk.on_book_health(book.venue, book.symbol, book.health))
         self._on_book(book)  # an unusable book pulls its quotes in the same iteration
 
+    def _on_mid(self, symbol: str, mid: float) -> None:
+        """The aggregated mid moved: volatility estimate -> risk limits (widen, stop, resume)."""
+        watch, risk = self.volatility, self.risk
+        if watch is None or risk is None or not watch.enabled:
+            return
+        sigma_bps = watch.on_mid(symbol, mid, self.clock.time())
+        if sigma_bps is not None:
+            self._risk_events(risk.on_volatility(sigma_bps, symbol))
+
     def _on_trade(self, trade: Trade) -> None:
+        # before the book update this trade caused (the feeds deliver it first)
+        if self.volatility is not None:
+            self.volatility.on_trade(trade)
         if self.mirror is not None:
             self.mirror.add_trade(trade)
         if self.strategy is not None:
@@ -448,7 +470,6 @@ class Daemon:
         log.info("fill", venue=fill.venue, symbol=fill.symbol, side=fill.side.value, price=str(fill.price),
                  qty=str(fill.qty), line=fill.line_id, order=fill.client_order_id)
         self.pnl.on_fill(fill)
-        self._filled_orders.add(fill.client_order_id)
         runtime = self.venues.get(fill.venue)
         if runtime is not None:
             runtime.on_fill(fill)
@@ -466,6 +487,13 @@ class Daemon:
                 self._apply(targets)
         if self.publisher is not None:
             self.publisher.mark_dirty()
+
+    def _on_order_event(self, order: OrderRecord, event: str) -> None:
+        """The order manager placed, cancelled, filled or had rejected one of our orders."""
+        line_event = _LINE_EVENTS.get(event)  # fills count through on_fill
+        if self.strategy is not None and line_event is not None:
+            self.strategy.on_order_event(order.line_id, line_event)
+            self._publish_now()
 
     def _dispatch(self, target_sets: Iterable[TargetSet]) -> None:
         """Strategy output -> risk -> order managers, synchronously."""
@@ -535,9 +563,19 @@ class Daemon:
             if self.publisher is not None:
                 self.publisher.add_risk_event(data)
             self._spawn(self._audit("risk", event.kind, data), "audit-risk")
+        if any(e.kind in _WIDENING_KINDS for e in events):
+            self._apply_spread_factors()
         if recheck and any(e.pulls_quotes or e.kind in _RELEASING_KINDS for e in events):
             for targets in list(self._raw_targets.values()):
                 self._apply(targets)
+
+    def _apply_spread_factors(self) -> None:
+        """The risk engine's spread widening into the strategy (re-dispatching what changes)."""
+        strategy, risk = self.strategy, self.risk
+        if strategy is None or risk is None:
+            return
+        for symbol in strategy.symbols:
+            self._dispatch(strategy.set_spread_factor(symbol, risk.spread_factor(symbol)))
 
     def _take_quotes_off(self) -> None:
         """Empty target sets for every venue (the order managers cancel what rests)."""
@@ -564,6 +602,18 @@ class Daemon:
                 pass
             if self.strategy is not None and not self.paused and not self.stopping:
                 self._dispatch(self.strategy.on_timer())
+
+    async def _book_watch_loop(self) -> None:
+        """Books that went silent without a health event (``risk.max_book_age_s``) pull their
+        quotes within one period of crossing the limit."""
+        while True:
+            await asyncio.sleep(BOOK_POLL_INTERVAL_S)
+            if self.risk is not None:
+                self._risk_events(self.risk.poll_books(self._book_health()))
+
+    def _book_health(self) -> dict[tuple[str, str], BookHealth]:
+        return {(r.name, s): b.health for r in self.venues.values() if r.feed is not None
+                for s, b in r.feed.books.items()}
 
     async def _balances_loop(self) -> None:
         while True:
@@ -696,6 +746,7 @@ class Daemon:
             if new.risk != self.config.risk:
                 # limits changed: a fresh engine (its PnL peak and day start begin again)
                 self.risk = RiskEngine(new_risk, self.clock)
+                self.volatility = self._volatility_watch(new_risk)
                 log.warning("risk_limits_reloaded")
             self._swap_strategy(new)
             await self._audit("sighup", "reload", {"config": str(self.config_path)})
@@ -708,6 +759,9 @@ class Daemon:
         old = self.strategy
         assert old is not None
         strategy = self._build_strategy(config, self._rules)
+        if self.risk is not None:
+            for symbol in strategy.symbols:
+                strategy.set_spread_factor(symbol, self.risk.spread_factor(symbol))
         latest: dict[str, TargetSet] = {}
         # the position carries on (fills since the last balance poll included)
         strategy.inventory.carry_over(old.inventory)
@@ -755,7 +809,6 @@ class Daemon:
             # an order filled in full but not yet reported terminal is no longer a quote
             orders[runtime.name] = {o.client_order_id: _order_json(o) for o in open_orders if o.remaining > 0}
             resting += sum(1 for o in open_orders if o.state in _RESTING)
-            self._note_order_events(runtime.name, open_orders)
         strategy = self.strategy
         snap = StateSnapshot(status=self._status(), paused=self.paused, feeds=feeds, orders=orders,
                              config_path=str(self.config_path))
@@ -785,11 +838,6 @@ class Daemon:
         snap.tasks = {s.name: s.state.value for s in self.supervisor.statuses()}
         warnings += [f"task {name} gave up: {error}" for name, error in self.unhealthy.items()]
         if self.risk is not None:
-            # books that went silent without a health event (max_book_age_s)
-            self._risk_events(self.risk.poll_books(
-                {(r.name, s): b.health for r in self.venues.values() if r.feed is not None
-                 for s, b in r.feed.books.items()}
-            ))
             snap.risk = self.risk.state()
             if self.risk.paused:
                 warnings.append(f"risk paused quoting: {self.risk.reason} (`stackmm resume` to resume)")
@@ -797,19 +845,6 @@ class Daemon:
         self._check_ready(all_in_sync, resting)
         self._systemd_status(snap, resting)
         return snap
-
-    def _note_order_events(self, venue: str, open_orders: list[OrderRecord]) -> None:
-        """Placed / cancelled line statistics from the change in our open orders."""
-        now = {o.client_order_id: o.line_id for o in open_orders}
-        before = self._known_orders.get(venue, {})
-        if self.strategy is not None:
-            for coid, line_id in now.items():
-                if coid not in before:
-                    self.strategy.on_order_event(line_id, "placed")
-            for coid, line_id in before.items():
-                if coid not in now and coid not in self._filled_orders:
-                    self.strategy.on_order_event(line_id, "cancelled")
-        self._known_orders[venue] = now
 
     def _status(self) -> str:
         if self.stopping:
@@ -909,10 +944,18 @@ class Daemon:
 
 
 _RESTING = (OrderState.OPEN, OrderState.PARTIALLY_FILLED)
+_LINE_EVENTS: dict[str, Literal["placed", "cancelled", "rejected"]] = {
+    "placed": "placed", "cancelled": "cancelled", "rejected": "rejected",
+}
 
 
 # events after which quotes may come back: re-check the strategy's targets
 _RELEASING_KINDS = frozenset({"book_recovered", "resumed", "volatility_resume", "volatility_normal"})
+# events after which the risk engine's spread factor may differ: pass it to the strategy
+_WIDENING_KINDS = frozenset({
+    "volatility_widen", "volatility_normal", "volatility_stop", "volatility_resume",
+    "profit_target", "resumed",
+})
 
 
 def _base_quote(symbol: str) -> tuple[str, str]:

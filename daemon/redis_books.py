@@ -130,7 +130,10 @@ class RedisBookReader:
             self.backoff.connected(self.clock.monotonic())
             self._ready.set()
             next_refresh = self.clock.monotonic() + self.refresh_interval_s
+            task = asyncio.current_task()
             while True:
+                if task is not None and task.cancelling():
+                    raise asyncio.CancelledError  # a library swallowed it on the way: honour it
                 timeout = max(0.0, next_refresh - self.clock.monotonic())
                 message = await pubsub.get_message(timeout=timeout)
                 if message is not None and message.get("type") == "message":

@@ -23,11 +23,13 @@ class RedisKeys:
 
     # market data (written by the mirror, read by consumers and `stackmm status`)
     def book(self, venue: str, symbol: str) -> str:
-        """Hash: bids, asks (JSON [[price, qty], ...] best first), seq, ts, state, resync_count."""
+        """Hash: bids, asks (JSON [[price, qty], ...] best first, top 50), seq, version, ts, state,
+        resync_count, reason, last_update_ts, published_ts, kind, venue, symbol."""
         return f"{self.prefix}:book:{venue}:{symbol}"
 
     def aggregated_book(self, symbol: str) -> str:
-        """Hash like book(), plus shares (JSON per level: {venue: share})."""
+        """Hash like book(), plus shares (JSON {"bids": [{venue: share}, ...], "asks": ...}),
+        venues and excluded (venue, reason)."""
         return f"{self.prefix}:book:agg:{symbol}"
 
     @property

@@ -153,7 +153,12 @@ class RedisMirror:
 
     async def run(self) -> None:
         """Flush until cancelled; Redis errors are absorbed, logged on change, and retried."""
+        task = asyncio.current_task()
         while True:
+            if task is not None and task.cancelling():
+                # A cancellation was swallowed on the way (a library caught CancelledError while
+                # a flush finished): honour it rather than mirror forever.
+                raise asyncio.CancelledError
             # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
             # lands as the wake-up completes, and the mirror would never stop.
             with contextlib.suppress(TimeoutError):

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
 
 from strategies.clock import Clock
 from strategies.types import BookHealth, Fill, MarketRules, QuoteTarget, Side, TargetSet
@@ -107,6 +107,9 @@ class VolatilityLimits(BaseModel):
     resume_below: PositiveFloat | None = Field(
         default=None, description="quote again; default 0.8 × stop_above"
     )
+    # the daemon's estimator (one per symbol, on the aggregated mid; strategies/calibration.py)
+    half_life_s: PositiveFloat = Field(default=60.0, description="EWMA half-life of the estimate, seconds")
+    min_samples: PositiveInt = Field(default=30, description="mid changes before volatility is judged")
 
     @model_validator(mode="after")
     def _hysteresis_below_thresholds(self) -> VolatilityLimits:

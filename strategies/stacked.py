@@ -93,6 +93,7 @@ class LineState:
     filled: int = 0
     filled_qty: Decimal = Decimal(0)
     cancelled: int = 0
+    rejected: int = 0
     spread_coefficient: dict[str, float] = field(default_factory=dict)  # per venue
     size_coefficient: dict[str, float] = field(default_factory=dict)  # per venue
     quotes: list[tuple[str, str, int, str, str]] = field(default_factory=list)  # venue, side, level, px, qty
@@ -112,6 +113,7 @@ class LineState:
             "filled": str(self.filled),
             "filled_qty": str(self.filled_qty),
             "cancelled": str(self.cancelled),
+            "rejected": str(self.rejected),
             "spread_coefficient": json.dumps(self.spread_coefficient),
             "size_coefficient": json.dumps(self.size_coefficient),
             "quotes": json.dumps(self.quotes),
@@ -224,6 +226,7 @@ class StackedStrategy:
         self._last_sets: dict[str, list[QuoteTarget]] = {v: [] for v in config.venues}
         self._skews: dict[str, tuple[tuple[Any, ...], InventorySkew, InventorySkew]] = {}
         self._shapes: dict[tuple[str, str], LineShape] = {}  # (line id, venue) -> last shape
+        self._spread_factors: dict[str, float] = {}  # symbol -> risk widening (absent: 1)
         self._stats_ts = 0.0  # when the targets last changed
         self._active: dict[tuple[str, str], int] = {}  # (line id, venue) -> resting orders
         self._calibrators: dict[str, Calibrator] = {}  # passive line id -> its model's calibration
@@ -371,15 +374,40 @@ class StackedStrategy:
                 self._active[(line_id, venue)] = active.get(line_id, 0)
                 stats.active_orders = sum(self._active.get((line_id, v), 0) for v in stats.venues)
 
-    def on_order_event(self, line_id: str, event: Literal["placed", "cancelled"]) -> None:
-        """The order manager placed or cancelled one of a line's orders (line statistics)."""
+    def on_order_event(self, line_id: str, event: Literal["placed", "cancelled", "rejected"]) -> None:
+        """The venue took, cancelled or refused one of a line's orders (line statistics; fills
+        count through ``on_fill``)."""
         stats = self.lines.get(line_id)
         if stats is None:
             return
         if event == "placed":
             stats.placed += 1
-        else:
+        elif event == "cancelled":
             stats.cancelled += 1
+        else:
+            stats.rejected += 1
+
+    def set_spread_factor(self, symbol: str, factor: float) -> list[TargetSet]:
+        """Widen every line's spreads in ``symbol`` by ``factor`` (≥ 1; 1 = as configured).
+
+        The risk engine's volatility (and profit target) widening: passive spreads and TOB zones
+        (min and max distance from the reference) are multiplied, on top of the volume and
+        inventory coefficients. Returns the target sets that change now."""
+        if not factor >= 1.0:  # also rejects NaN
+            raise ValueError(f"spread factor must be ≥ 1, not {factor}")
+        if self._spread_factors.get(symbol, 1.0) == factor:
+            return []
+        if factor == 1.0:
+            self._spread_factors.pop(symbol, None)
+        else:
+            self._spread_factors[symbol] = factor
+        if self._paused:
+            return []
+        return self._requote([k for k in self._markets if k[1] == symbol])
+
+    def spread_factor(self, symbol: str) -> float:
+        """The widening ``set_spread_factor`` put on ``symbol`` (1 when none)."""
+        return self._spread_factors.get(symbol, 1.0)
 
     def on_timer(self) -> list[TargetSet]:
         """Line timeouts (passive size redraws) and hourly budgets freeing up."""
@@ -504,14 +532,15 @@ class StackedStrategy:
         own_bids, own_asks = market.open_bids, market.open_asks
         pending_bids, pending_asks = market.pending_bids, market.pending_asks
         ref = self._refs.get(symbol)
+        widen = self._spread_factors.get(symbol, 1.0)
         targets: list[QuoteTarget] = []
         for tob in market.tob:
             if ref is None or ref.value is None:
                 break
             cfg = tob.config
-            shape = line_shape(
+            shape = _widened(line_shape(
                 volume, cfg.volume_spread, cfg.volume_size, skew if cfg.inventory_skew else neutral
-            )
+            ), widen)
             self._shapes[(cfg.id, venue)] = shape
             targets.extend(
                 tob.quote(book, ref.value, shape, now, own_bids, own_asks, pending_bids, pending_asks)
@@ -521,9 +550,9 @@ class StackedStrategy:
             if line_ref is None or line_ref.value is None:
                 continue
             cfg_p = passive.config
-            shape = line_shape(
+            shape = _widened(line_shape(
                 volume, cfg_p.volume_spread, cfg_p.volume_size, skew if cfg_p.inventory_skew else neutral
-            )
+            ), widen)
             self._shapes[(cfg_p.id, venue)] = shape
             model = self._model_quote(cfg_p, line_ref.value, now) if cfg_p.pricing is not None else None
             targets.extend(passive.quote(book, line_ref.value, shape, now, own_bids, own_asks, model))
@@ -635,6 +664,12 @@ class StackedStrategy:
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _widened(shape: LineShape, factor: float) -> LineShape:
+    if factor == 1.0:
+        return shape
+    return dataclasses.replace(shape, widen=factor)
 
 
 def _neutral_like(skew: InventorySkew) -> InventorySkew:

@@ -2,7 +2,9 @@
 
 - a position limit holds even if every resting order of ours were filled at once;
 - a loss beyond the daily limit takes every quote off within one second, and the instance
-  stays paused until an operator resumes it.
+  stays paused until an operator resumes it;
+- a volatility spike (driven from the paper venue's fair value) first widens the quotes, then
+  stops quoting, and quoting resumes once the spike is over.
 """
 
 from __future__ import annotations
@@ -13,12 +15,13 @@ import time
 from decimal import Decimal
 from typing import Any
 
+import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
 from daemon.redis_keys import RedisKeys
 from daemon.status import read_status
-from tests.fixtures.daemon import make_daemon, own_orders, until, venue_clients, venues
+from tests.fixtures.daemon import SYMBOL, Venue, make_daemon, own_orders, until, venue_clients, venues
 
 pytestmark = pytest.mark.slow
 __all__ = ["make_daemon", "venue_clients", "venues"]  # fixtures used by name below
@@ -36,12 +39,6 @@ async def total_base(clients: dict[str, Any]) -> Decimal:
     return total
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known gap in the order manager: when a cancel fails because the order has just filled, "
-    "the slot is freed and re-bid before the fill is reported, so for ~1 s the worst case can exceed "
-    "the limit by one order (seen: +5 and +40 BERA over a 60 BERA room)",
-)
 async def test_position_limit_holds_even_if_every_resting_buy_filled_at_once(
     make_daemon: Any, redis_url: str, venue_clients: dict[str, Any]
 ) -> None:
@@ -120,3 +117,91 @@ async def _quoting_sampled(samples: list[tuple[float, int]]) -> bool:
 
 async def _sampled_after(samples: list[tuple[float, int]], when: float) -> bool:
     return bool(samples) and samples[-1][0] >= when
+
+
+# Volatility limits in bps of the aggregated mid per sqrt(second). On the test scenario the
+# daemon measures about 4 calm, 10 to 25 with the fair value's volatility x8 and far above 45
+# with it x40: each stage of the spike lands in one band.
+VOLATILITY_RISK = """
+risk:
+  volatility:
+    widen_above: 8
+    narrow_below: 6
+    widen_factor: 3
+    stop_above: 45
+    resume_below: 20
+    half_life_s: 1.5
+    min_samples: 10
+"""
+CALM_BPS = 50.0  # passive level 0 rests 30 bps from the reference (refresh tolerance 5)
+WIDE_BPS = 65.0  # widened x3: 90 bps
+
+
+async def set_volatility(venue: Venue, multiplier: float) -> None:
+    """Scale BERA's fair-value volatility on the paper venue (shared by every venue)."""
+    base = venue.rest.rsplit("/api/v3", 1)[0]
+    async with aiohttp.ClientSession() as http, http.post(
+        f"{base}/paper/market", json={"vol_multiplier": {"BERA": multiplier}}
+    ) as resp:
+        assert resp.status == 200, await resp.text()
+
+
+async def nearest_passive_bps(clients: dict[str, Any], instance: str) -> dict[str, float]:
+    """Per venue: how far our nearest passive order rests from the venue's mid, in bps."""
+    orders = await own_orders(clients, instance)
+    out: dict[str, float] = {}
+    for name, client in clients.items():
+        passive = [float(o["price"]) for o in orders[name] if "-pas" in o["clientOrderId"]]
+        if not passive:
+            continue
+        book = await client.fetch_order_book(SYMBOL, 5)
+        mid = (book["bids"][0][0] + book["asks"][0][0]) / 2
+        out[name] = min(abs(price - mid) / mid * 1e4 for price in passive)
+    return out
+
+
+async def test_a_volatility_spike_widens_then_stops_then_resumes_quoting(
+    make_daemon: Any, redis_url: str, venues: dict[str, Venue], venue_clients: dict[str, Any]
+) -> None:
+    daemon = make_daemon(redis_url, extra=VOLATILITY_RISK, refresh_tolerance_bps=5)
+    alpha = venues["alpha"]
+
+    def volatility_events() -> list[str]:
+        return [e["kind"] for e in daemon.events()
+                if e.get("event") == "risk_event" and str(e.get("kind", "")).startswith("volatility_")]
+
+    async def quoting(max_bps: float | None = None, min_bps: float | None = None) -> bool:
+        nearest = await nearest_passive_bps(venue_clients, daemon.instance)
+        return len(nearest) == len(venue_clients) and all(
+            (max_bps is None or d <= max_bps) and (min_bps is None or d >= min_bps) for d in nearest.values()
+        )
+
+    try:
+        await daemon.wait_ready()
+        await until(lambda: quoting(max_bps=CALM_BPS))
+        assert volatility_events() == []
+
+        await set_volatility(alpha, 8.0)  # widen band
+        await until(lambda: quoting(min_bps=WIDE_BPS))
+        assert volatility_events() == ["volatility_widen"]
+
+        await set_volatility(alpha, 40.0)  # stop band
+
+        async def no_quotes() -> bool:
+            return "volatility_stop" in volatility_events() and not any(
+                (await own_orders(venue_clients, daemon.instance)).values()
+            )
+
+        await until(no_quotes)
+
+        await set_volatility(alpha, 1.0)  # the spike is over
+
+        async def quotes_back() -> bool:
+            return "volatility_resume" in volatility_events() and await quoting()
+
+        await until(quotes_back)
+    finally:
+        await set_volatility(alpha, 1.0)  # the venue process is shared by the module's tests
+    kinds = volatility_events()
+    assert kinds[:3] == ["volatility_widen", "volatility_stop", "volatility_resume"], kinds
+    assert daemon.terminate() == 0

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
 from decimal import Decimal
 
 import pytest
 
-from connectors.execution.client_ids import MAX_LEN, ClientIdFactory, is_own, validate_prefix
+from connectors.execution.client_ids import (
+    MAX_LEN,
+    ClientIdFactory,
+    instance_prefix,
+    is_own,
+    validate_prefix,
+)
 from connectors.execution.orders import TRANSITIONS, IllegalTransition, OrderRecord, OrderState
 from strategies.types import Side
 
@@ -96,3 +105,47 @@ def test_client_ids_carry_the_prefix_fit_binance_and_never_repeat_across_restart
 def test_prefix_that_could_not_mark_ids_is_refused(bad: str) -> None:
     with pytest.raises(ValueError):
         validate_prefix(bad)
+
+
+@pytest.mark.parametrize(
+    "instance", ["bera-mm-prod-eu-west-1", "a", "stackmm", "x" * 200, "mm.béra/usdt 2", "-", "___"]
+)
+def test_any_instance_name_gives_a_short_prefix_that_can_mark_ids(instance: str) -> None:
+    prefix = instance_prefix(instance)
+    assert validate_prefix(prefix) == prefix
+    assert re.fullmatch(r"[A-Za-z0-9_]{1,7}_[0-9a-z]{4}", prefix), prefix
+    cid = ClientIdFactory(prefix, epoch_ms=1_763_700_000_000).next("passive", Side.BUY, 3)
+    assert len(cid) <= MAX_LEN and is_own(prefix, cid)
+
+
+def test_instance_names_sharing_their_first_twelve_characters_get_different_prefixes() -> None:
+    names = [f"bera-mm-prod-{suffix}" for suffix in ("eu", "us", "asia", "eu-2", "eu_2")]
+    names += ["bera-mm-prod", "bera_mm_prod", "bera.mm.prod"]  # differ only where the stem blurs
+    assert all(name.startswith("bera") for name in names)
+    prefixes = [instance_prefix(n) for n in names]
+    assert len(set(prefixes)) == len(names), dict(zip(names, prefixes, strict=True))
+    # ... and neither claims the other's ids.
+    first, second = prefixes[0], prefixes[1]
+    assert not is_own(first, f"{second}-tob0b-1") and not is_own(second, f"{first}-tob0b-1")
+
+
+def test_instance_prefix_is_stable_across_processes() -> None:
+    # Python's str hash is salted per process; the prefix must not be.
+    code = (
+        "from connectors.execution.client_ids import instance_prefix\n"
+        "print(instance_prefix('bera-mm-prod-eu'))"
+    )
+    other = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PYTHONHASHSEED": "123"},
+    )
+    assert other.stdout.strip() == instance_prefix("bera-mm-prod-eu")
+    assert instance_prefix("bera-mm-prod-eu") == "bera_mm_" + instance_prefix("bera-mm-prod-eu")[-4:]
+
+
+def test_an_empty_instance_name_is_refused() -> None:
+    with pytest.raises(ValueError):
+        instance_prefix("")

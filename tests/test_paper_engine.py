@@ -421,3 +421,17 @@ def test_book_changes_applied_to_an_early_snapshot_reproduce_the_later_depth(
     assert sorted(book[Side.BUY].items(), reverse=True) == bids
     assert sorted(book[Side.SELL].items()) == asks
     assert len(rec.trades) > 50
+
+
+def test_fast_event_builders_equal_the_dataclass_constructors() -> None:
+    from connectors.paper import engine as eng
+
+    side, one = Side.BUY, Decimal(1)
+    assert eng._book_change("S", side, one, one, 1) == eng.BookChange("S", side, one, one, 1)
+    order = eng.Order(
+        1, "c", "a", "S", side, eng.OrderType.LIMIT, eng.TimeInForce.GTC, one, one, one, one,
+        eng.OrderStatus.NEW, 0.0, 0.0,
+    )  # fmt: skip
+    args = (1, "S", one, one, side, order, order, one, "A", one, "B", 0.0)
+    assert eng._execution(*args) == eng.Execution(*args)
+    assert eng._balance(one, one) == eng.Balance(one, one)

@@ -84,17 +84,64 @@ def test_partially_filled_order_is_replaced_only_when_its_remainder_is_too_small
 
 
 def test_young_order_keeps_its_queue_place_and_old_one_is_refreshed() -> None:
-    young = order(Side.BUY, "2.000", created=9.5)
-    assert plan([target(Side.BUY, "1.990", min_age_s=1.0)], [young], now_mono=10.0).is_empty
+    young = order(Side.BUY, "1.990", created=9.5)
+    assert plan([target(Side.BUY, "2.000", min_age_s=1.0)], [young], now_mono=10.0).is_empty
     old = order(Side.BUY, "2.000", created=0.0)
     assert plan([target(Side.BUY, "2.000", max_age_s=5.0)], [old], now_mono=10.0).cancel == [old]
 
 
+def test_young_order_resting_through_its_new_target_is_cancelled_at_once() -> None:
+    # A fast move down: the young bid at 2.000 now rests above the new target bid 1.990.
+    young_bid = order(Side.BUY, "2.000", created=9.5)
+    young_ask = order(Side.SELL, "2.020", created=9.5)  # the new ask target 2.030 is above it
+    decision = plan(
+        [target(Side.BUY, "1.990", min_age_s=1.0), target(Side.SELL, "2.030", min_age_s=1.0)],
+        [young_bid, young_ask],
+        now_mono=10.0,
+    )
+    assert decision.cancel == [young_bid, young_ask]
+    assert decision.keep == []
+
+
+def test_young_order_less_aggressive_than_its_target_is_kept_on_both_sides() -> None:
+    young_bid = order(Side.BUY, "1.980", created=9.5)
+    young_ask = order(Side.SELL, "2.040", created=9.5)
+    decision = plan(
+        [target(Side.BUY, "1.990", min_age_s=1.0), target(Side.SELL, "2.030", min_age_s=1.0)],
+        [young_bid, young_ask],
+        now_mono=10.0,
+    )
+    assert decision.is_empty and decision.keep == [young_bid, young_ask]
+
+
+def test_young_order_that_would_cross_our_own_opposite_target_is_cancelled() -> None:
+    # The bid is behind its own target (2.050), but our new ask at 2.000 sits below it:
+    # keeping it would leave our bid through our own ask.
+    young_bid = order(Side.BUY, "2.010", created=9.5)
+    decision = plan(
+        [
+            target(Side.BUY, "2.050", min_age_s=1.0, line="passive"),
+            target(Side.SELL, "2.000", min_age_s=1.0),
+        ],
+        [young_bid],
+        now_mono=10.0,
+    )
+    assert decision.cancel == [young_bid]
+    assert decision.keep == []
+
+
 def test_orders_without_a_target_are_cancelled_and_new_slots_are_placed_at_once() -> None:
-    stray = order(Side.BUY, "1.900", level=3)
+    stray = order(Side.SELL, "2.100", level=3)
     decision = plan([target(Side.BUY, "2.000", level=0)], [stray], now_mono=1.0)
     assert decision.cancel == [stray]
     assert [t.level for t in decision.place] == [0]
+
+
+def test_a_new_bid_waits_for_a_stray_bid_to_go_when_together_they_exceed_the_targets() -> None:
+    stray = order(Side.BUY, "1.900", level=3)
+    decision = plan([target(Side.BUY, "2.000", level=0)], [stray], now_mono=1.0)
+    assert decision.cancel == [stray]
+    assert decision.place == [] and [t.level for t in decision.deferred] == [0]
 
 
 def test_slot_with_an_order_in_flight_gets_no_second_order() -> None:
@@ -121,6 +168,39 @@ def test_bid_that_would_cross_our_own_ask_waits_for_the_ask_to_go() -> None:
     assert [t.side for t in decision.deferred] == [Side.BUY]
 
 
+def test_a_new_slot_waits_while_orders_on_their_way_out_would_exceed_the_side_total() -> None:
+    # The risk limit shrank the bids: 40 at level 0 becomes 5, and level 1 (5) is new. Both
+    # sent now, 40 + 5 could fill before the cancel lands; the targets only allow 10.
+    big = order(Side.BUY, "2.000", size="40", level=0)
+    decision = plan(
+        [target(Side.BUY, "2.000", size="5", level=0), target(Side.BUY, "1.990", size="5", level=1)],
+        [big],
+        now_mono=1.0,
+    )
+    assert decision.cancel == [big]
+    assert decision.place == []
+    assert sorted(t.level for t in decision.deferred) == [0, 1]
+    # Once the cancel is confirmed, both go at once.
+    after = plan(
+        [target(Side.BUY, "2.000", size="5", level=0), target(Side.BUY, "1.990", size="5", level=1)],
+        [],
+        now_mono=1.0,
+    )
+    assert sorted(t.level for t in after.place) == [0, 1]
+
+
+def test_a_moving_ladder_places_new_slots_at_once_when_sizes_allow() -> None:
+    old = [order(Side.BUY, "2.000", level=0), order(Side.BUY, "1.990", level=1)]
+    decision = plan(
+        [target(Side.BUY, price, level=level) for level, price in enumerate(["2.010", "2.000", "1.990"])],
+        old,
+        now_mono=1.0,
+    )
+    assert decision.cancel == old
+    assert [t.level for t in decision.place] == [2]  # 10 + 10 may rest, 30 wanted: room for it
+    assert [t.level for t in decision.deferred] == [0, 1]
+
+
 def test_two_targets_that_cross_each_other_are_not_both_sent() -> None:
     decision = plan([target(Side.BUY, "2.010"), target(Side.SELL, "2.000")], [], now_mono=1.0)
     assert len(decision.place) == 1
@@ -130,6 +210,39 @@ def test_two_targets_that_cross_each_other_are_not_both_sent() -> None:
 def test_fits_needs_exact_price_when_there_is_no_tolerance() -> None:
     assert fits(order(Side.BUY, "2.000"), target(Side.BUY, "2.000"), 0.0)
     assert not fits(order(Side.BUY, "2.000"), target(Side.BUY, "2.001"), 0.0)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    live=st.lists(
+        st.tuples(st.sampled_from([Side.BUY, Side.SELL]), st.integers(1900, 2100), st.integers(0, 3)),
+        max_size=8,
+    ),
+    wanted=st.lists(
+        st.tuples(st.sampled_from([Side.BUY, Side.SELL]), st.integers(1900, 2100), st.integers(0, 3)),
+        max_size=8,
+    ),
+    ages=st.lists(st.floats(0.0, 2.0), min_size=8, max_size=8),
+)
+def test_a_kept_order_is_never_more_aggressive_than_its_target_nor_through_our_other_side(
+    live: list[tuple[Side, int, int]], wanted: list[tuple[Side, int, int]], ages: list[float]
+) -> None:
+    now = 10.0
+    orders = [
+        order(side, str(D(p) / 1000), level=lvl, created=now - ages[i])
+        for i, (side, p, lvl) in enumerate(live)
+    ]
+    targets = [target(side, str(D(p) / 1000), level=lvl, min_age_s=1.0) for side, p, lvl in wanted]
+    first = {t.slot: t for t in reversed(targets)}  # the planner takes the first target per slot
+    decision = plan(targets, orders, now_mono=now)
+    for kept in decision.keep:
+        goal = first[kept.slot]
+        if kept.price == goal.price:
+            continue  # an exact fit: the targets themselves decide where it rests
+        assert kept.price < goal.price if kept.side is Side.BUY else kept.price > goal.price
+        for other in first.values():
+            if other.side is not kept.side:
+                assert not (other.price <= kept.price if kept.side is Side.BUY else other.price >= kept.price)
 
 
 _prices = st.integers(min_value=1900, max_value=2100).map(lambda n: D(n) / 1000)
@@ -158,6 +271,12 @@ def test_after_any_plan_no_slot_holds_two_orders_and_no_placement_crosses_our_bo
 
     cancelled = {o.client_order_id for o in decision.cancel}
     remaining = [o for o in live if o.client_order_id not in cancelled]
+    # What may rest on a side after this round never exceeds what its targets ask for.
+    for side in (Side.BUY, Side.SELL):
+        new = sum((t.size for t in decision.place if t.side is side), D(0))
+        if new:
+            wanted = sum((t.size for t in targets if t.side is side), D(0))
+            assert sum((o.remaining for o in live if o.side is side), D(0)) + new <= wanted
     # One order per slot after this round: placements only go to empty slots.
     occupied = {o.slot for o in remaining} | {o.slot for o in decision.cancel}
     placed_slots = [t.slot for t in decision.place]

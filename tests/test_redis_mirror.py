@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import random
 import signal
 from collections.abc import AsyncIterator
 
@@ -222,3 +223,18 @@ async def test_slow_redis_does_not_slow_marking_and_latest_state_wins(
             assert await client.hget(key, "seq") == b"799"
         finally:
             await client.aclose()
+
+
+async def test_cancelling_a_busy_mirror_always_stops_it(redis_url: str, key_prefix: str) -> None:
+    """Shutdown must not hang: cancel lands at random points of a mirror flushing flat out."""
+    rng = random.Random(5)
+    book = _book()
+    for i in range(25):
+        mirror = RedisMirror(redis_url, RedisKeys(f"{key_prefix}-{i}"), interval_s=0.0, heartbeat_s=0.001)
+        mirror.mark_dirty(book)
+        task = asyncio.create_task(mirror.run())
+        await asyncio.sleep(rng.random() * 0.02)  # a random moment, not a synchronisation
+        task.cancel()
+        done, _ = await asyncio.wait([task], timeout=5)
+        assert done, f"mirror ignored its cancellation (attempt {i})"
+        await mirror.close()

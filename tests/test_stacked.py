@@ -361,3 +361,29 @@ def test_open_orders_from_order_records_count_per_line_and_protect() -> None:
     world.strategy.on_open_orders("alpha", [])
     world.set_book("alpha", "2.4990", "2.5010")
     assert world.quotes("alpha", "tob", Side.BUY)[0].price == D("2.4991")
+
+
+def test_a_risk_spread_factor_widens_passive_spreads_beyond_their_max_and_tob_zones() -> None:
+    world = World()
+    world.start()
+    changed = world.collect(world.strategy.set_spread_factor("BERA/USDT", 4.0))
+    assert sorted(s.venue for s in changed) == list(VENUES)
+    for venue in VENUES:
+        # level 0: 20 bps x 4 = 80 bps (beyond max_spread_bps 60), level 1: 30 bps x 4
+        assert [t.price for t in world.quotes(venue, "pas", Side.BUY)] == [D("2.4800"), D("2.4700")]
+        assert [t.price for t in world.quotes(venue, "pas", Side.SELL)] == [D("2.5200"), D("2.5300")]
+        # TOB zone 2..40 bps becomes 8..160 bps: one tick above the best bid is too close
+        assert [t.price for t in world.quotes(venue, "tob")] == [D("2.4980"), D("2.5020")]
+    assert world.strategy.set_spread_factor("BERA/USDT", 4.0) == []  # no change, nothing emitted
+    world.collect(world.strategy.set_spread_factor("BERA/USDT", 1.0))
+    assert [t.price for t in world.quotes("alpha", "tob")] == [D("2.4991"), D("2.5009")]
+    assert world.quotes("alpha", "pas", Side.BUY)[0].price == D("2.4950")
+
+
+def test_a_spread_factor_set_while_paused_applies_on_resume() -> None:
+    world = World()
+    world.start()
+    world.collect(world.strategy.set_paused(True))
+    assert world.strategy.set_spread_factor("BERA/USDT", 2.0) == []
+    world.collect(world.strategy.set_paused(False))
+    assert world.quotes("beta", "pas", Side.BUY)[0].price == D("2.4900")  # 40 bps

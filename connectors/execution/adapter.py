@@ -263,11 +263,21 @@ class VenueAdapter:
         return [VenueOrder.from_ccxt(o) for o in orders]
 
     async def fetch_my_trades(
-        self, symbol: str, since_ts: float | None = None, limit: int = 1000
+        self,
+        symbol: str,
+        since_ts: float | None = None,
+        limit: int = 1000,
+        *,
+        venue_order_id: str | None = None,
     ) -> list[VenueTrade]:
+        """Our trades on ``symbol`` from ``since_ts`` on, or every trade of one order
+        (Binance ``myTrades?orderId=``)."""
         since = int(since_ts * 1000) if since_ts is not None else None
+        params = {} if venue_order_id is None else {"orderId": venue_order_id}
         trades = await self._call(
-            "fetch_my_trades", Weights.MY_TRADES, lambda: self.exchange.fetch_my_trades(symbol, since, limit)
+            "fetch_my_trades",
+            Weights.MY_TRADES,
+            lambda: self.exchange.fetch_my_trades(symbol, since, limit, params),
         )
         return [VenueTrade.from_ccxt(t) for t in trades]
 

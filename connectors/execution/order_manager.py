@@ -13,6 +13,17 @@ A create that times out is UNKNOWN: its slot stays occupied and it is never re-s
 looked up by client order id after a grace period until the venue gives a definite answer.
 A fill is identified by the venue's trade id; it reaches ``on_fill`` only if the store
 says it is new, so each is counted exactly once whichever path reports it first.
+
+Fills are known before quantity leaves an order: when the venue reports an order with more
+filled than ``on_fill`` has been told (a cancel refused because the order just filled, a
+final "filled" update that overtook its trade on the stream), the manager first waits
+briefly for the stream's trades and then asks REST for that order's trades; only then does
+the record's filled quantity rise, or the record go final and its slot free. A strategy
+that sizes new orders from "position + what rests" therefore never sees a filled order
+vanish before its fill.
+
+``on_order_event(record, event)`` (optional) hears ``"placed"`` (the venue acknowledged an
+order this run sent), ``"cancelled"``, ``"filled"`` and ``"rejected"`` (the record went final).
 """
 
 from __future__ import annotations
@@ -45,11 +56,28 @@ from strategies.types import Fill, MarketRules, QuoteTarget, TargetSet
 log = structlog.get_logger(__name__)
 
 OnFill = Callable[[Fill], Awaitable[None] | None]
+OrderEvent = Literal["placed", "cancelled", "filled", "rejected"]
+OnOrderEvent = Callable[[OrderRecord, str], None]
 StartupPolicy = Literal["cancel", "adopt"]
 
 _SETTLED = frozenset({OrderState.OPEN, OrderState.PARTIALLY_FILLED})
 _RECENT_LIMIT = 20_000  # finished orders kept in memory to attribute late fills
 _TRADE_LOOKBACK_S = 5.0  # REST trade catch-up re-reads this much before the newest fill
+_FINAL_EVENTS: dict[OrderState, OrderEvent] = {
+    OrderState.FILLED: "filled",
+    OrderState.CANCELLED: "cancelled",
+    OrderState.REJECTED: "rejected",
+}
+# States that prove the venue took the order (it may have finished since).
+_ACKNOWLEDGED = frozenset(
+    {
+        OrderState.OPEN,
+        OrderState.PARTIALLY_FILLED,
+        OrderState.PENDING_CANCEL,
+        OrderState.FILLED,
+        OrderState.CANCELLED,
+    }
+)
 
 
 @dataclass(slots=True)
@@ -73,6 +101,7 @@ class ManagerStats:
     stream_errors: int = 0
     out_of_order_reports: int = 0
     stale_reports: int = 0
+    fill_catch_ups: int = 0  # REST trade look-ups for one order whose fills the stream had not given
 
 
 class OrderManager:
@@ -93,6 +122,8 @@ class OrderManager:
         unknown_grace_s: float | None = None,
         watch_user_stream: bool = True,
         cancel_all_rounds: int = 10,
+        on_order_event: OnOrderEvent | None = None,
+        fill_wait_s: float = 1.0,
     ) -> None:
         if startup_policy not in ("cancel", "adopt"):
             raise ValueError(f"startup_policy must be 'cancel' or 'adopt', not {startup_policy!r}")
@@ -112,6 +143,10 @@ class OrderManager:
         self.unknown_grace_s = unknown_grace_s
         self.watch_user_stream = watch_user_stream
         self.cancel_all_rounds = cancel_all_rounds
+        self.on_order_event = on_order_event
+        # How long a report that is ahead of the fills waits for the stream's trades before
+        # asking REST (the stream sends both from one message, so this is rarely reached).
+        self.fill_wait_s = fill_wait_s
         self.stats = ManagerStats()
         self._ids = ClientIdFactory(instance_prefix, int(clock.time() * 1000))
         self._rules: dict[str, MarketRules] = {}
@@ -128,6 +163,12 @@ class OrderManager:
         self._reconcile_lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
         self._resolvers: dict[str, asyncio.Task[None]] = {}
+        # Fills on_fill has had (or an earlier run recorded), per live order: trade id -> qty.
+        self._delivered: dict[str, dict[str, Decimal]] = {}
+        self._delivering: dict[str, asyncio.Future[None]] = {}  # trade id -> its delivery
+        self._fill_waiters: dict[str, asyncio.Event] = {}  # client id -> "a fill arrived"
+        self._sent_here: set[str] = set()  # ids this run created, until the venue acknowledges
+        self._creating: set[str] = set()  # ids whose create request is being awaited right now
         self._stopping = False
         self._started = False
         self.failure: BaseException | None = None
@@ -190,25 +231,47 @@ class OrderManager:
             return await self._cancel_all_locked()
 
     async def stop(self) -> None:
-        """Stop deciding, cancel everything we own, catch up fills, stop the tasks."""
-        self._stopping = True
-        self._wake.set()
-        # Let the worker finish its round rather than cancel it: a create cancelled in
-        # flight would leave an order we know nothing about.
-        worker = [t for t in self._tasks if t.get_name().startswith("order_worker")]
-        await asyncio.gather(*worker, return_exceptions=True)
+        """Stop deciding, cancel everything we own, catch up fills, stop the tasks.
+
+        Once the venue confirms nothing of ours is open, every record is final (cancelled,
+        or filled per the venue's answer) and written down, and :meth:`open_orders` is empty.
+        """
+        await self._stop_deciding()
         cancelled = 0
         try:
             cancelled = await self.cancel_all()
             await self._catch_up_fills()
             await self.snapshot_balances()
         finally:
-            for t in [*self._tasks, *self._resolvers.values()]:
-                t.cancel()
-            await asyncio.gather(*self._tasks, *self._resolvers.values(), return_exceptions=True)
-            self._tasks.clear()
-            self._resolvers.clear()
+            await self._halt_tasks()
         log.info("order_manager_stopped", venue=self.venue, cancelled=cancelled, live=len(self._orders))
+
+    async def detach(self) -> None:
+        """Stop the manager's tasks and streams WITHOUT cancelling its orders.
+
+        For a restart that adopts them (``startup_policy="adopt"``): the orders keep resting,
+        their records stay live in the store, and the next manager picks them up. A create
+        already in flight is allowed to finish, so nothing is left half-sent.
+        """
+        await self._stop_deciding()
+        await self._halt_tasks()
+        log.info("order_manager_detached", venue=self.venue, live=len(self._orders))
+
+    async def _stop_deciding(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        # Let the worker finish its round rather than cancel it: a create cancelled in
+        # flight would leave an order we know nothing about.
+        worker = [t for t in self._tasks if t.get_name().startswith("order_worker")]
+        await asyncio.gather(*worker, return_exceptions=True)
+
+    async def _halt_tasks(self) -> None:
+        tasks = [*self._tasks, *self._resolvers.values()]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._tasks.clear()
+        self._resolvers.clear()
 
     # applying targets --------------------------------------------------------------
 
@@ -241,9 +304,16 @@ class OrderManager:
                 log.warning("order_not_sent", venue=self.venue, slot=target.slot, reason=reason)
             if decision.is_empty:
                 return
-            await asyncio.gather(
-                *(self._cancel(o) for o in decision.cancel), *(self._place(t) for t in decision.place)
+            # Every request runs to its answer even if a sibling fails: a create left running
+            # on its own after the round ended would be a request nobody waits for.
+            outcomes = await asyncio.gather(
+                *(self._cancel(o) for o in decision.cancel),
+                *(self._place(t) for t in decision.place),
+                return_exceptions=True,
             )
+            for outcome in outcomes:
+                if isinstance(outcome, BaseException):
+                    raise outcome
             if not decision.cancel or not decision.deferred:
                 return
 
@@ -266,11 +336,19 @@ class OrderManager:
         rec = OrderRecord.for_target(target, cid, now, self.clock.monotonic())
         rec.price, rec.size = price, size
         self._orders[cid] = rec
+        self._sent_here.add(cid)
         # Written down before it is sent: after a crash, the restart knows this id.
         await self.store.record_order_event(rec)
         self.stats.creates_sent += 1
+        self._creating.add(cid)
         try:
             venue_order = await self.adapter.create_post_only(rec.symbol, rec.side, price, size, cid)
+        except asyncio.CancelledError:
+            # Abandoned in flight: it may or may not rest. UNKNOWN (in memory: the store's
+            # pending_new means the same to a restart) so cancel-all looks it up.
+            if rec.state is OrderState.PENDING_NEW:
+                rec.transition(OrderState.UNKNOWN, self.clock.time(), "create_abandoned")
+            raise
         except Rejected as exc:
             self.stats.rejected[exc.reason.value] += 1
             self._refused.add((target.slot, target.price, target.size))
@@ -291,6 +369,8 @@ class OrderManager:
         else:
             self.stats.accepted += 1
             await self._apply_report(rec, venue_order)
+        finally:
+            self._creating.discard(cid)
 
     async def _cancel(self, rec: OrderRecord) -> None:
         if rec.state in _SETTLED:
@@ -301,7 +381,8 @@ class OrderManager:
         try:
             venue_order = await self.adapter.cancel(rec.symbol, rec.client_order_id)
         except (OrderNotFound, Rejected):
-            # No longer open: filled or cancelled meanwhile. Ask what became of it.
+            # No longer open (Binance -2011): most often it has just filled. Ask what became
+            # of it; its fills are caught up before the record goes final and the slot frees.
             if not await self._resolve(rec):
                 self._schedule_resolve(rec, self.unknown_grace_s)
         except (OutcomeUnknown, RateLimited) as exc:
@@ -309,13 +390,31 @@ class OrderManager:
                 self.stats.rate_limited += 1
             self._schedule_resolve(rec, self.unknown_grace_s)
         else:
-            await self._apply_report(rec, venue_order)
+            if not await self._apply_report(rec, venue_order):
+                self._schedule_resolve(rec, self.unknown_grace_s)
 
     # state bookkeeping -------------------------------------------------------------------
 
     async def _move(self, rec: OrderRecord, state: OrderState, reason: str = "") -> None:
         rec.transition(state, self.clock.time(), reason)
         await self._persist(rec)
+        cid = rec.client_order_id
+        if state in _ACKNOWLEDGED and cid in self._sent_here:
+            self._sent_here.discard(cid)
+            self._emit(rec, "placed")
+        final = _FINAL_EVENTS.get(state)
+        if final is not None:
+            self._sent_here.discard(cid)
+            self._emit(rec, final)
+
+    def _emit(self, rec: OrderRecord, event: OrderEvent) -> None:
+        if self.on_order_event is None:
+            return
+        try:
+            self.on_order_event(rec, event)
+        except Exception:
+            # A listener's bug must not stop the state machine half-way through a change.
+            log.exception("order_event_listener_failed", cid=rec.client_order_id, order_event=event)
 
     async def _persist(self, rec: OrderRecord) -> None:
         # Memory first, in the same step as the transition: a coroutine running during the
@@ -323,19 +422,31 @@ class OrderManager:
         if rec.venue_order_id:
             self._by_venue_id[rec.venue_order_id] = rec.client_order_id
         if rec.state.is_terminal and self._orders.pop(rec.client_order_id, None) is not None:
+            self._delivered.pop(rec.client_order_id, None)
             self._recent[rec.client_order_id] = rec
             while len(self._recent) > _RECENT_LIMIT:
                 self._recent.popitem(last=False)
         self._wake.set()  # a slot may have freed or become decidable
         await self.store.record_order_event(rec)
 
-    async def _apply_report(self, rec: OrderRecord, report: VenueOrder) -> None:
-        """Fold a venue report (REST answer, stream update, lookup) into our record."""
+    async def _apply_report(self, rec: OrderRecord, report: VenueOrder) -> bool:
+        """Fold a venue report (REST answer, stream update, lookup) into our record.
+
+        False if the report is ahead of the fills we could learn of (the trades could not be
+        fetched): the record is left as it was, to be resolved again later.
+        """
         if rec.state.is_terminal:
             self.stats.stale_reports += 1  # e.g. the stream's "new" after our cancel's answer
-            return
-        if rec.venue_order_id is None and report.venue_order_id not in ("", "None"):
+            return True
+        learnt_id = rec.venue_order_id is None and report.venue_order_id not in ("", "None")
+        if learnt_id:
             rec.venue_order_id = report.venue_order_id
+            self._by_venue_id[report.venue_order_id] = rec.client_order_id
+        if not await self._settle_fills(rec, report.filled):
+            return False
+        if rec.state.is_terminal:  # another path finished it while we fetched its fills
+            self.stats.stale_reports += 1
+            return True
         old_filled = rec.filled
         rec.note_filled(report.filled)
         new = report.state
@@ -343,15 +454,15 @@ class OrderManager:
         if new is old:
             if new is OrderState.PARTIALLY_FILLED and rec.filled != old_filled:
                 await self._move(rec, new)
-            elif rec.venue_order_id and rec.venue_order_id not in self._by_venue_id:
+            elif learnt_id:
                 await self._persist(rec)
-            return
+            return True
         if old is OrderState.PENDING_CANCEL and new in _SETTLED:
             if rec.filled != old_filled:
                 await self._move(rec, OrderState.PENDING_CANCEL)  # the cancel is still in flight
-            return
+            return True
         if old is OrderState.PARTIALLY_FILLED and new is OrderState.OPEN:
-            return  # an older report overtaken by a newer one
+            return True  # an older report overtaken by a newer one
         if old is OrderState.PENDING_CANCEL and new is OrderState.REJECTED:
             new = OrderState.CANCELLED
         if old is OrderState.UNKNOWN:
@@ -359,8 +470,9 @@ class OrderManager:
         if not rec.can_move_to(new):
             self.stats.out_of_order_reports += 1
             log.warning("order_report_ignored", cid=rec.client_order_id, state=old, reported=new)
-            return
+            return True
         await self._move(rec, new)
+        return True
 
     # resolving unknown and pending-cancel orders -----------------------------------------
 
@@ -407,11 +519,11 @@ class OrderManager:
             self.stats.unknown_resolved["found"] += 1
         if rec.state is OrderState.PENDING_CANCEL and report.state in _SETTLED:
             # Still open although we asked to cancel (the cancel timed out before the venue saw it).
-            rec.note_filled(report.filled)
+            if not await self._apply_report(rec, report):
+                return False
             await self._cancel(rec)
             return rec.state.is_terminal
-        await self._apply_report(rec, report)
-        return True
+        return await self._apply_report(rec, report)
 
     # fills -------------------------------------------------------------------------------
 
@@ -435,7 +547,77 @@ class OrderManager:
         self._by_venue_id[trade.venue_order_id] = cid
         return cid
 
+    def _delivered_qty(self, cid: str) -> Decimal:
+        return sum(self._delivered.get(cid, {}).values(), Decimal(0))
+
+    async def _settle_fills(self, rec: OrderRecord, venue_filled: Decimal) -> bool:
+        """Make sure ``on_fill`` has had fills adding up to ``venue_filled`` of ``rec``
+        before anything acts on that quantity. True once it has."""
+        cid = rec.client_order_id
+        if venue_filled <= rec.filled or venue_filled <= self._delivered_qty(cid):
+            return True
+        if self.watch_user_stream and self._started and not self._stopping:
+            # The stream carries the trade in the same message as the order update: give
+            # the trade task the moment it needs before paying for a REST look-up.
+            waiter = self._fill_waiters.setdefault(cid, asyncio.Event())
+            try:
+                async with asyncio.timeout(self.fill_wait_s):
+                    while self._delivered_qty(cid) < venue_filled:
+                        waiter.clear()
+                        await waiter.wait()
+                return True
+            except TimeoutError:
+                pass
+            finally:
+                self._fill_waiters.pop(cid, None)
+        self.stats.fill_catch_ups += 1
+        await self._catch_up_order(rec)
+        if self._delivered_qty(cid) >= venue_filled:
+            return True
+        log.info(
+            "order_fills_not_yet_known",
+            cid=cid,
+            venue_filled=str(venue_filled),
+            known=str(self._delivered_qty(cid)),
+        )
+        return False
+
+    async def _catch_up_order(self, rec: OrderRecord) -> None:
+        """Every trade of one order, from REST, through the usual exactly-once path."""
+        if rec.venue_order_id is None:
+            await self._catch_up_symbol(rec.symbol)
+            return
+        try:
+            trades = await self.adapter.fetch_my_trades(rec.symbol, venue_order_id=rec.venue_order_id)
+        except ExecutionError as exc:
+            log.info("order_fill_catch_up_failed", cid=rec.client_order_id, error=str(exc)[:120])
+            return
+        for t in trades:
+            await self._on_trade(t)
+
+    def _note_delivered(self, cid: str, trade: VenueTrade) -> None:
+        if cid in self._orders:  # only live orders need the tally (see _settle_fills)
+            self._delivered.setdefault(cid, {})[trade.trade_id] = trade.qty
+        waiter = self._fill_waiters.get(cid)
+        if waiter is not None:
+            waiter.set()
+
     async def _on_trade(self, trade: VenueTrade) -> None:
+        # The stream and a REST catch-up may bring the same trade at once: the second waits
+        # for the first, so "delivered" is never said of a fill on_fill has not had yet.
+        running = self._delivering.get(trade.trade_id)
+        if running is not None:
+            await running
+            return
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._delivering[trade.trade_id] = done
+        try:
+            await self._deliver(trade)
+        finally:
+            del self._delivering[trade.trade_id]
+            done.set_result(None)
+
+    async def _deliver(self, trade: VenueTrade) -> None:
         cid = await self._owner_of(trade)
         if cid is None:
             return
@@ -457,12 +639,14 @@ class OrderManager:
         # Durable first, then acknowledged: a crash between the two re-delivers nothing twice
         # and loses nothing (the restart's catch-up finds the fill already recorded).
         if not await self.store.record_fill(fill):
-            self.stats.duplicate_fills += 1
+            self.stats.duplicate_fills += 1  # recorded (and acknowledged) before
+            self._note_delivered(cid, trade)
             return
         self.stats.fills += 1
         result = self.on_fill(fill)
         if inspect.isawaitable(result):
             await result
+        self._note_delivered(cid, trade)
 
     async def _catch_up_fills(self) -> None:
         for symbol in sorted(self._symbols):
@@ -600,7 +784,15 @@ class OrderManager:
 
     async def _cancel_all_locked(self) -> int:
         confirmed = 0
-        for _ in range(self.cancel_all_rounds):
+        for round_no in range(self.cancel_all_rounds):
+            if round_no:
+                # A lookup or listing that failed is retried, not hammered.
+                await asyncio.sleep(min(0.05 * 2**round_no, 1.0))
+            # A record still pending_new whose create nobody is waiting for (its task was
+            # cancelled mid-request) would never get an answer: it is unknown, like a timeout.
+            for rec in [r for r in self._orders.values() if r.state is OrderState.PENDING_NEW]:
+                if rec.client_order_id not in self._creating:
+                    await self._move(rec, OrderState.UNKNOWN, "create_abandoned")
             # Orders whose create timed out may be resting: ask about them first. (No grace
             # period here: at shutdown a late lookup costs more than an early one.)
             for rec in [r for r in self._orders.values() if r.state is OrderState.UNKNOWN]:
@@ -613,7 +805,9 @@ class OrderManager:
                 continue
             if not on_venue:
                 # Nothing of ours rests. Whatever we still hold as live ended somehow
-                # (filled, or its cancel answer was lost): learn how, then we are done.
+                # (filled, or its cancel answer was lost): learn how (fills first), then we
+                # are done. An order the venue still calls open was listed a moment too
+                # early: the next round cancels it.
                 for rec in list(self._orders.values()):
                     if rec.state is not OrderState.UNKNOWN:
                         await self._resolve(rec)

@@ -10,7 +10,9 @@ turn faults on and off while ``stackmm paper-venue`` runs:
   ``drop_connections: true``, ``gap_next_depth: n`` (with optional ``symbol``),
   ``stall: seconds | null`` (null = until unstalled), ``unstall: true``, ``force_429: seconds``.
 - ``POST /paper/market``: ``{"paused": true | false}`` pauses or resumes the simulated market
-  (every venue of the exchange: they share it).
+  (every venue of the exchange: they share it); ``{"vol_multiplier": {"BERA": 10}}`` scales an
+  asset's fair-value volatility (``vol_per_sqrt_s`` of the scenario) from now on, 1 = as
+  configured: a volatility spike on every venue that shares the fair value.
 """
 
 from __future__ import annotations
@@ -47,11 +49,12 @@ class FaultCommand(BaseModel):
 
 
 class MarketCommand(BaseModel):
-    """The body of ``POST /paper/market``."""
+    """The body of ``POST /paper/market``; absent keys leave the market alone."""
 
     model_config = ConfigDict(extra="forbid")
 
-    paused: bool
+    paused: bool | None = None
+    vol_multiplier: dict[str, float] = Field(default_factory=dict, description="asset -> multiplier > 0")
 
 
 class ControlApi:
@@ -63,11 +66,15 @@ class ControlApi:
         pause_market: Callable[[], None],
         resume_market: Callable[[], None],
         market_paused: Callable[[], bool],
+        set_vol_multiplier: Callable[[str, float], None] | None = None,
+        vol_multipliers: Callable[[], dict[str, float]] | None = None,
     ) -> None:
         self.handle = handle
         self._pause = pause_market
         self._resume = resume_market
         self._paused = market_paused
+        self._set_vol = set_vol_multiplier
+        self._vols = vol_multipliers
 
     def routes(self) -> list[web.AbstractRouteDef]:
         return [
@@ -81,6 +88,7 @@ class ControlApi:
         return {
             "venue": self.handle.name,
             "market_paused": self._paused(),
+            "vol_multiplier": self._vols() if self._vols is not None else {},
             "connections": len(self.handle.hub.connections),
             "faults": {
                 "rest_fail_rate": faults.rest_fail_rate,
@@ -132,9 +140,18 @@ class ControlApi:
             command = MarketCommand.model_validate_json(await request.read())
         except ValidationError as exc:
             return _json(400, {"error": exc.errors(include_url=False, include_context=False)})
-        if command.paused:
+        for asset, multiplier in command.vol_multiplier.items():
+            if self._set_vol is None:
+                return _json(400, {"error": "this venue cannot change its volatility"})
+            if not multiplier > 0:
+                return _json(400, {"error": f"vol_multiplier of {asset} must be > 0"})
+            try:
+                self._set_vol(asset, multiplier)
+            except KeyError:
+                return _json(400, {"error": f"no fair value for {asset}"})
+        if command.paused is True:
             self._pause()
-        else:
+        elif command.paused is False:
             self._resume()
         return _json(200, self._status())
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import bisect
 from collections import deque
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from decimal import ROUND_CEILING, Context, Decimal, getcontext, localcontext, setcontext
 from enum import StrEnum
 from typing import Protocol
@@ -146,9 +146,9 @@ class Order:
         )  # fmt: skip
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Execution:
-    """One match between a resting maker order and an incoming taker order."""
+    """One match between a resting maker order and an incoming taker order (read-only by convention)."""
 
     trade_id: int  # per symbol, increasing
     symbol: str
@@ -168,7 +168,7 @@ class Execution:
         return self.price * self.qty
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class BookChange:
     """The new total quantity at one price level; ``qty == 0`` means the level is gone.
 
@@ -203,59 +203,22 @@ _GTC, _IOC, _FOK = TimeInForce.GTC, TimeInForce.IOC, TimeInForce.FOK
 _NEW, _PARTIALLY_FILLED, _FILLED = OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED, OrderStatus.FILLED
 _CANCELED, _EXPIRED = OrderStatus.CANCELED, OrderStatus.EXPIRED
 
-# Building event objects is most of what a listener costs the engine, so the hot path builds
-# them without going through the class call: calling a class packs the arguments into a tuple
-# and runs __init__ in a frame of its own, and a frozen dataclass's __init__ then stores each
-# field through object.__setattr__. Instead: allocate with object.__new__ and store each slot
-# directly. BookChange and Execution are frozen, so they are filled as a "draft" class with the
-# same slots, whose instance then becomes the frozen class (__class__ assignment, which CPython
-# allows between classes of identical layout). The results are ordinary instances, equal to
-# what the class call gives; _check_builders proves that at import.
+# Building event objects is most of what a listener costs the engine, so the hot path fills
+# them without the class call (which packs arguments and runs __init__ in a frame of its own):
+# allocate with object.__new__ and store each slot. Events are therefore not frozen; listeners
+# must treat them as read-only.
 _new = object.__new__
-
-
-class _BookChangeDraft:
-    """BookChange's slots without its frozen __setattr__: filled, then turned into a BookChange."""
-
-    __slots__ = ("price", "qty", "side", "symbol", "update_id")
-    symbol: str
-    side: Side
-    price: Decimal
-    qty: Decimal
-    update_id: int
-
-
-class _ExecutionDraft:
-    """Execution's slots without its frozen __setattr__: filled, then turned into an Execution."""
-
-    __slots__ = (
-        "maker_fee", "maker_fee_asset", "maker_order", "price", "qty", "symbol", "taker_fee",
-        "taker_fee_asset", "taker_order", "taker_side", "trade_id", "ts",
-    )  # fmt: skip
-    trade_id: int
-    symbol: str
-    price: Decimal
-    qty: Decimal
-    taker_side: Side
-    maker_order: Order
-    taker_order: Order
-    maker_fee: Decimal
-    maker_fee_asset: str
-    taker_fee: Decimal
-    taker_fee_asset: str
-    ts: float
 
 
 def _book_change(symbol: str, side: Side, price: Decimal, qty: Decimal, update_id: int) -> BookChange:
     """``BookChange(symbol, side, price, qty, update_id)``, built faster."""
-    change = _new(_BookChangeDraft)
+    change: BookChange = _new(BookChange)
     change.symbol = symbol
     change.side = side
     change.price = price
     change.qty = qty
     change.update_id = update_id
-    change.__class__ = BookChange  # type: ignore[assignment]
-    return change  # type: ignore[return-value]
+    return change
 
 
 def _execution(
@@ -264,7 +227,7 @@ def _execution(
     taker_fee_asset: str, ts: float,
 ) -> Execution:  # fmt: skip
     """``Execution(...)`` with the same arguments, built faster."""
-    ex = _new(_ExecutionDraft)
+    ex: Execution = _new(Execution)
     ex.trade_id = trade_id
     ex.symbol = symbol
     ex.price = price
@@ -277,8 +240,7 @@ def _execution(
     ex.taker_fee = taker_fee
     ex.taker_fee_asset = taker_fee_asset
     ex.ts = ts
-    ex.__class__ = Execution  # type: ignore[assignment]
-    return ex  # type: ignore[return-value]
+    return ex
 
 
 def _balance(free: Decimal, locked: Decimal) -> Balance:
@@ -287,27 +249,6 @@ def _balance(free: Decimal, locked: Decimal) -> Balance:
     bal.free = free
     bal.locked = locked
     return bal
-
-
-def _check_builders() -> None:
-    """Fail at import, not with wrong events, if a dataclass no longer matches its builder."""
-    for cls, draft in ((BookChange, _BookChangeDraft), (Execution, _ExecutionDraft)):
-        if not sorted(cls.__slots__) == sorted(draft.__slots__) == sorted(f.name for f in fields(cls)):
-            raise TypeError(f"{cls.__name__}'s fields changed: update {draft.__name__} in the engine")
-    side, one = Side.BUY, Decimal(1)
-    if _book_change("S", side, one, one, 1) != BookChange("S", side, one, one, 1):
-        raise TypeError("_book_change builds a different BookChange")
-    o = Order(1, "c", "a", "S", side, OrderType.LIMIT, TimeInForce.GTC, one, one, one, one, _NEW, 0.0, 0.0)
-    args = (1, "S", one, one, side, o, o, one, "A", one, "B", 0.0)
-    if _execution(*args) != Execution(*args):
-        raise TypeError("_execution builds a different Execution")
-    if _balance(one, one) != Balance(one, one):
-        raise TypeError("_balance builds a different Balance")
-    state = _order_state(1, "c", "a", _Account(), "S", side, OrderType.LIMIT, TimeInForce.GTC, one, one, 0.0)
-    if state.snapshot() != Order(
-        1, "c", "a", "S", side, OrderType.LIMIT, TimeInForce.GTC, one, one, _ZERO, _ZERO, _NEW, 0.0, 0.0
-    ):
-        raise TypeError("_OrderState.snapshot builds a different Order")
 
 
 class EngineListener(Protocol):
@@ -1159,4 +1100,3 @@ class MatchingEngine:
                 listener.on_balance_update(name, snap)
 
 
-_check_builders()

@@ -108,6 +108,9 @@ class PaperExchange:
         self.step_interval = step_interval if step_interval is not None else scenario.step_interval_s
         self.clock: Clock = clock or SystemClock()
         self.market = SimulatedMarket(scenario.fair_values, seed, self.clock)
+        # the market reads its fair-value params live: a multiplier rescales them in place
+        self._base_vol = {p.asset: p.vol_per_sqrt_s for p in scenario.fair_values}
+        self._vol_multipliers: dict[str, float] = {}
         self.venues: dict[str, PaperVenueHandle] = {}
         self._closing = asyncio.Event()
         self._servers: list[_VenueServer] = []
@@ -186,7 +189,10 @@ class PaperExchange:
             port = handle.settings.port
             if port is None:
                 port = self.base_port + index if self.base_port else 0
-            control = ControlApi(handle, self.pause_market, self.resume_market, lambda: self.market_paused)
+            control = ControlApi(
+                handle, self.pause_market, self.resume_market, lambda: self.market_paused,
+                self.set_vol_multiplier, lambda: dict(self._vol_multipliers),
+            )
             server = _VenueServer(handle, self.host, port, control)
             handle.port = await server.start()
             self._servers.append(server)
@@ -240,6 +246,17 @@ class PaperExchange:
     @property
     def market_paused(self) -> bool:
         return not self._market_running.is_set()
+
+    def set_vol_multiplier(self, asset: str, multiplier: float) -> None:
+        """Scale ``asset``'s fair-value volatility to ``multiplier`` × the scenario's (a spike;
+        1 restores it). Every venue sharing that fair value sees it. KeyError: no such asset."""
+        if not multiplier > 0:
+            raise ValueError(f"volatility multiplier must be > 0, not {multiplier}")
+        base = self._base_vol[asset]
+        for params in self.scenario.fair_values:
+            if params.asset == asset:
+                params.vol_per_sqrt_s = base * multiplier
+        self._vol_multipliers[asset] = multiplier
 
     def advance(self, seconds: float) -> int:
         """Advance the simulated market by ``seconds`` in fixed steps of ``step_interval``.

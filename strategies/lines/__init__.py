@@ -16,6 +16,7 @@ from strategies.types import MarketRules, QuoteTarget, Side
 
 # Float error of a price divided by a tick is ~1e-16 relative; 1e-9 ticks absorbs it and nothing real.
 _TICK_EPSILON = 1e-9
+_GRID_SNAP_ULPS = 4
 
 
 class TickGrid:
@@ -36,12 +37,23 @@ class TickGrid:
     def floor_ticks(self, price: float) -> int:
         """Ticks of the highest grid price at or below ``price`` (a bid's safe rounding)."""
         units = price / self.tick
-        return math.floor(units + _TICK_EPSILON * max(1.0, abs(units)))
+        nearest = round(units)
+        if self._on_grid(price, nearest):
+            return nearest
+        return math.floor(units)
 
     def ceil_ticks(self, price: float) -> int:
         """Ticks of the lowest grid price at or above ``price`` (an ask's safe rounding)."""
         units = price / self.tick
-        return math.ceil(units - _TICK_EPSILON * max(1.0, abs(units)))
+        nearest = round(units)
+        if self._on_grid(price, nearest):
+            return nearest
+        return math.ceil(units)
+
+    def _on_grid(self, price: float, ticks: int) -> bool:
+        # within a few ulps of a grid price: float noise of the arithmetic (as MarketRules
+        # snaps), never a distance a caller meant (a relative epsilon would swallow tiny bps)
+        return abs(price - ticks * self.tick) <= _GRID_SNAP_ULPS * math.ulp(price)
 
     def ticks(self, price: float) -> int:
         """Ticks of a price already on the grid (a book level)."""

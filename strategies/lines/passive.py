@@ -4,7 +4,8 @@ For one side of one venue, with ``s`` the configured ``mid_spread_bps``:
 
 * spread of level 0 = ``clip(s · spread_coefficient · inventory_side_factor, min_spread, max_spread)``;
   level ``i`` sits ``i · level_step_bps`` further out (min/max bound level 0; the ladder's
-  steps are kept, not squashed against the bound);
+  steps are kept, not squashed against the bound); the risk engine's widening
+  (``LineShape.widen``) multiplies the result, beyond the bounds;
 * bid = ref · (1 − spread/1e4) rounded down to the tick, ask = ref · (1 + spread/1e4) rounded up;
 * taker protection: a level that would reach the venue's best ask (bid side) or our own
   resting ask is skipped — a passive line never takes; the no-loss rule caps bids / floors
@@ -136,7 +137,8 @@ class PassiveLine:
         if cfg.sides.bid and skew.bid_allowed and bid_on:
             shaped = bid_bps
             for level in range(cfg.levels):
-                ticks = grid.floor_ticks(reference * (1.0 - level_spread_bps(cfg, level, shaped) * 1e-4))
+                spread = level_spread_bps(cfg, level, shaped) * shape.widen
+                ticks = grid.floor_ticks(reference * (1.0 - spread * 1e-4))
                 if bid_cap is not None and ticks > bid_cap:
                     ticks = bid_cap
                 if bid_limit is not None and ticks > bid_limit:
@@ -145,7 +147,8 @@ class PassiveLine:
         if cfg.sides.ask and skew.ask_allowed and ask_on:
             shaped = ask_bps
             for level in range(cfg.levels):
-                ticks = grid.ceil_ticks(reference * (1.0 + level_spread_bps(cfg, level, shaped) * 1e-4))
+                spread = level_spread_bps(cfg, level, shaped) * shape.widen
+                ticks = grid.ceil_ticks(reference * (1.0 + spread * 1e-4))
                 if ask_floor is not None and ticks < ask_floor:
                     ticks = ask_floor
                 if ask_limit is not None and ticks < ask_limit:

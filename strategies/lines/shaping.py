@@ -95,6 +95,9 @@ class LineShape:
     spread_coefficient: float
     size_coefficient: float
     skew: InventorySkew
+    # risk widening (volatility, profit target): multiplies the final distances from the
+    # reference, after the lines' own min/max bounds, so a spread at its max still widens
+    widen: float = 1.0
 
 
 def line_shape(

@@ -203,14 +203,14 @@ class TobLine:
         book_ask = grid.ticks(best_ask) if best_ask is not None else None
         out: list[QuoteTarget] = []
         if cfg.sides.bid and skew.bid_allowed and bb is not None:
-            f = shape.spread_coefficient * skew.bid_spread
+            f = shape.spread_coefficient * skew.bid_spread * shape.widen
             zone = bid_zone(grid, reference, cfg.min_zone_bps * f, cfg.max_zone_bps * f, skew.bid_cap)
             ask_cap = _lowest(book_ask, min(own_asks) if own_asks else None)
             ticks = tob_bid_ticks(bb, ask_cap, None, zone)
             if ticks is not None:
                 self._append(out, Side.BUY, ticks, self.size(Side.BUY, shape, now))
         if cfg.sides.ask and skew.ask_allowed and ba is not None:
-            f = shape.spread_coefficient * skew.ask_spread
+            f = shape.spread_coefficient * skew.ask_spread * shape.widen
             zone = ask_zone(grid, reference, cfg.min_zone_bps * f, cfg.max_zone_bps * f, skew.ask_floor)
             bid_floor = _highest(book_bid, max(own_bids) if own_bids else None)
             ticks = tob_ask_ticks(ba, bid_floor, None, zone)
