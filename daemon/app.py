@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import re
 import signal
 import time
 from collections.abc import Iterable, Mapping
@@ -382,7 +381,7 @@ class Daemon:
             )
             runtime.adapters.append(adapter)
             manager = OrderManager(
-                runtime.name, adapter, self.store, self.clock, re.sub(r"[^A-Za-z0-9_]", "_", self.instance)[:12], self._on_fill,
+                runtime.name, adapter, self.store, self.clock, instance_prefix(self.instance), self._on_fill,
                 # after a crash of the manager our live orders are known: adopt them
                 startup_policy="adopt" if restart else "cancel",
                 symbols=runtime.config.symbols,

@@ -23,13 +23,17 @@ class RedisKeys:
 
     # market data (written by the mirror, read by consumers and `stackmm status`)
     def book(self, venue: str, symbol: str) -> str:
-        """Hash: bids, asks (JSON [[price, qty], ...] best first, top 50), seq, version, ts, state,
-        resync_count, reason, last_update_ts, published_ts, kind, venue, symbol."""
+        """Hash: bids, asks (JSON [[price, qty], ...] best first), seq, version, ts, state, resync_count.
+
+        Also: reason, last_update_ts, published_ts, kind, venue, symbol.
+        """
         return f"{self.prefix}:book:{venue}:{symbol}"
 
     def aggregated_book(self, symbol: str) -> str:
-        """Hash like book(), plus shares (JSON {"bids": [{venue: share}, ...], "asks": ...}),
-        venues and excluded (venue, reason)."""
+        """Hash like book(), plus shares (per level, each venue's share), venues and excluded.
+
+        shares is JSON {"bids": [{venue: share}, ...], "asks": [...]}; excluded lists (venue, reason).
+        """
         return f"{self.prefix}:book:agg:{symbol}"
 
     @property

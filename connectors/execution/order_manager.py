@@ -166,7 +166,7 @@ class OrderManager:
         # Fills on_fill has had (or an earlier run recorded), per live order: trade id -> qty.
         self._delivered: dict[str, dict[str, Decimal]] = {}
         self._delivering: dict[str, asyncio.Future[None]] = {}  # trade id -> its delivery
-        self._fill_waiters: dict[str, asyncio.Event] = {}  # client id -> "a fill arrived"
+        self._fill_waiters: dict[str, set[asyncio.Event]] = {}  # client id -> "a fill arrived"
         self._sent_here: set[str] = set()  # ids this run created, until the venue acknowledges
         self._creating: set[str] = set()  # ids whose create request is being awaited right now
         self._stopping = False
@@ -559,7 +559,9 @@ class OrderManager:
         if self.watch_user_stream and self._started and not self._stopping:
             # The stream carries the trade in the same message as the order update: give
             # the trade task the moment it needs before paying for a REST look-up.
-            waiter = self._fill_waiters.setdefault(cid, asyncio.Event())
+            waiter = asyncio.Event()
+            waiters = self._fill_waiters.setdefault(cid, set())
+            waiters.add(waiter)
             try:
                 async with asyncio.timeout(self.fill_wait_s):
                     while self._delivered_qty(cid) < venue_filled:
@@ -569,7 +571,9 @@ class OrderManager:
             except TimeoutError:
                 pass
             finally:
-                self._fill_waiters.pop(cid, None)
+                waiters.discard(waiter)
+                if not waiters:
+                    self._fill_waiters.pop(cid, None)
         self.stats.fill_catch_ups += 1
         await self._catch_up_order(rec)
         if self._delivered_qty(cid) >= venue_filled:
@@ -598,8 +602,7 @@ class OrderManager:
     def _note_delivered(self, cid: str, trade: VenueTrade) -> None:
         if cid in self._orders:  # only live orders need the tally (see _settle_fills)
             self._delivered.setdefault(cid, {})[trade.trade_id] = trade.qty
-        waiter = self._fill_waiters.get(cid)
-        if waiter is not None:
+        for waiter in self._fill_waiters.get(cid, ()):
             waiter.set()
 
     async def _on_trade(self, trade: VenueTrade) -> None:
