@@ -10,6 +10,10 @@ Lifecycle: ``Daemon.run()`` starts everything under a :class:`Supervisor`, sends
 systemd once every book is in sync and quotes rest on a venue, and on SIGTERM/SIGINT stops
 quoting, cancels every own order on every venue, confirms, flushes, and returns the exit
 code. SIGHUP reloads the YAML; an invalid file is rejected and the old config kept.
+
+Beside it: ``daemon/venues.py`` builds a venue's parts from config (credentials, ccxt config,
+feed), ``daemon/risk_gate.py`` the risk check's context and event kinds, ``daemon/volatility.py``
+the per-symbol volatility estimate, ``daemon/balances.py`` balance snapshots with venue time.
 """
 
 from __future__ import annotations
@@ -20,51 +24,44 @@ import os
 import signal
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from decimal import Decimal
 from pathlib import Path
 from random import Random
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import redis.asyncio as aioredis
 import structlog
-from ccxt.base.errors import BaseError as CcxtError
-from pydantic import ValidationError
 
 from connectors.execution.adapter import VenueAdapter
 from connectors.execution.client_ids import instance_prefix
-from connectors.execution.credentials import Credentials, MissingCredentials, load_credentials
-from connectors.execution.errors import ExecutionError
+from connectors.execution.credentials import MissingCredentials
 from connectors.execution.order_manager import OrderManager
 from connectors.execution.orders import OrderRecord, OrderState
 from daemon.balances import fetch_balance_snapshot
-from daemon.config_loader import ConfigError, load_config
+from daemon.config_loader import ConfigError, load_config, restart_needed
 from daemon.control import Command, CommandRejected, ControlListener
 from daemon.embedded_redis import EmbeddedRedis
-from daemon.logging import REDACTOR
 from daemon.redis_keys import RedisKeys
 from daemon.redis_mirror import REDIS_ERRORS, RedisMirror, connect_redis
-from daemon.settings import SecretNotFound, Settings, read_secret
+from daemon.risk_gate import RELEASING_KINDS, WIDENING_KINDS, event_dict, risk_config, risk_context
+from daemon.settings import SecretNotFound, Settings
 from daemon.state_publisher import FeedHealth, PnlTracker, StatePublisher, StateSnapshot
 from daemon.store import Store
 from daemon.supervisor import RestartPolicy, Supervisor
 from daemon.systemd import Notifier
+from daemon.venues import VENUE_ERRORS, Feed, VenueRuntime, build_feed, ccxt_config_for, resolve_credentials
 from daemon.volatility import VolatilityWatch
 from strategies.aggregator import Aggregator, CombinedBookSpec
 from strategies.book import L2Book
 from strategies.clock import SystemClock
-from strategies.config import StrategyConfig, VenueConfig
+from strategies.config import StrategyConfig
 from strategies.risk import RiskConfig, RiskContext, RiskEngine, RiskEvent
 from strategies.stacked import StackedStrategy
-from strategies.types import BookHealth, Fill, MarketRules, Side, TargetSet, Trade
+from strategies.types import BookHealth, Fill, MarketRules, TargetSet, Trade
+
+__all__ = ["Daemon", "Feed", "VenueRuntime", "resolve_credentials", "risk_config"]
 
 log = structlog.get_logger(__name__)
 
-# what talking to a venue may raise: our execution errors, ccxt's, and the network's
-_VENUE_ERRORS: tuple[type[BaseException], ...] = (ExecutionError, CcxtError, OSError, TimeoutError)
-
-BINANCE_REST = "https://api.binance.com/api/v3"
-BINANCE_WS = "wss://stream.binance.com:9443"
 BALANCES_INTERVAL_S = 15.0
 TRADE_PERSIST_INTERVAL_S = 1.0
 ORDER_HEALTH_INTERVAL_S = 1.0
@@ -72,106 +69,6 @@ BOOK_POLL_INTERVAL_S = 0.1  # a silent book is caught within max_book_age_s + th
 EXIT_OK = 0
 EXIT_FAILED_STOP = 1  # orders could not be confirmed cancelled within the timeout
 EXIT_CONFIG = 2
-
-
-class Feed(Protocol):
-    books: dict[str, L2Book]
-
-    async def run(self) -> None: ...
-
-    async def close(self) -> None: ...
-
-
-def resolve_credentials(
-    venue: str, config: VenueConfig, environ: Mapping[str, str] | None = None
-) -> Credentials:
-    """API key and secret of a venue: the names in its config section, else the execution
-    layer's conventional names (``STACKMM_<VENUE>_API_KEY`` ...). Registered for redaction."""
-    env = dict(os.environ if environ is None else environ)
-    names = config.credentials
-    creds: Credentials
-    if names.api_key_env or names.api_key_file or names.secret_env or names.secret_file:
-        key = _secret(names.api_key_env, names.api_key_file, env)
-        secret = _secret(names.secret_env, names.secret_file, env)
-        creds = Credentials(api_key=key, secret=secret)
-    else:
-        creds = load_credentials(venue, env)
-    REDACTOR.add(creds.api_key, creds.secret, *([creds.password] if creds.password else []))
-    return creds
-
-
-def _secret(env_name: str | None, file_name: str | None, env: dict[str, str]) -> str:
-    if env_name and env.get(env_name):
-        return env[env_name].strip()
-    name = file_name or env_name
-    if not name:
-        raise SecretNotFound("a venue names its API key but not its secret (or the reverse)")
-    # read_secret looks in the environment first: hide the variable when only a file is named
-    scope = env if not file_name else {k: v for k, v in env.items() if k != file_name}
-    return read_secret(name, scope)
-
-
-def ccxt_config_for(config: VenueConfig, creds: Credentials) -> dict[str, Any]:
-    """ccxt constructor config: URL overrides (paper venue, testnet) or the exchange's own."""
-    if config.urls.rest and config.urls.ws:
-        from connectors.paper.ccxt_config import ccxt_config
-
-        return ccxt_config((config.urls.rest, config.urls.ws, creds.api_key, creds.secret))
-    out: dict[str, Any] = dict(creds.ccxt_fields())
-    if config.urls.rest:
-        out["urls"] = {"api": {"public": config.urls.rest, "private": config.urls.rest}}
-    return out
-
-
-def risk_config(config: StrategyConfig) -> RiskConfig:
-    """The ``risk:`` section as the risk engine's model (ConfigError naming the key if invalid)."""
-    try:
-        return RiskConfig.model_validate(config.risk or {})
-    except ValidationError as exc:
-        problems = [f"risk.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
-        raise ConfigError("config", problems) from exc
-
-
-def _event_dict(event: RiskEvent) -> dict[str, Any]:
-    return {"ts": event.ts, "kind": event.kind, "severity": event.severity, "venue": event.venue,
-            "symbol": event.symbol, "detail": event.detail}
-
-
-@dataclass
-class VenueRuntime:
-    """One venue's live parts."""
-
-    name: str
-    config: VenueConfig
-    credentials: Credentials
-    feed: Feed | None = None
-    orders: OrderManager | None = None
-    started: asyncio.Event = field(default_factory=asyncio.Event)
-    balances: dict[str, Decimal] = field(default_factory=dict)
-    balances_as_of: float | None = None  # venue time of ``balances``
-    # for risk limits: holdings when the manager first started (nothing of ours resting, so no
-    # fill can race the snapshot) plus every fill since; later balance polls are not used here,
-    # as a poll and a fill report in flight would count that fill twice
-    opening: dict[str, Decimal] | None = None
-    opening_ts: float = 0.0
-    fill_deltas: dict[str, Decimal] = field(default_factory=dict)
-
-    def position(self, asset: str) -> Decimal:
-        if self.opening is None:
-            return Decimal(0)
-        return self.opening.get(asset, Decimal(0)) + self.fill_deltas.get(asset, Decimal(0))
-
-    def on_fill(self, fill: Fill) -> None:
-        if self.opening is None or fill.ts <= self.opening_ts:
-            return  # already in the opening snapshot (a fill from before this run)
-        base, _, quote = fill.symbol.partition("/")
-        sign = fill.side.sign
-        deltas = self.fill_deltas
-        deltas[base] = deltas.get(base, Decimal(0)) + sign * fill.qty
-        deltas[quote] = deltas.get(quote, Decimal(0)) - sign * fill.price * fill.qty
-        if fill.fee:
-            deltas[fill.fee_asset] = deltas.get(fill.fee_asset, Decimal(0)) - fill.fee
-    adapters: list[VenueAdapter] = field(default_factory=list)
 
 
 class Daemon:
@@ -374,7 +271,7 @@ class Daemon:
             if runtime.orders is not None:
                 # detach, not stop: stop() would cancel the very orders the new manager adopts
                 old, runtime.orders = runtime.orders, None
-                with contextlib.suppress(*_VENUE_ERRORS):
+                with contextlib.suppress(*VENUE_ERRORS):
                     await old.detach()
             adapter = VenueAdapter.from_config(
                 runtime.name, runtime.config.exchange, ccxt_config_for(runtime.config, runtime.credentials)
@@ -405,23 +302,7 @@ class Daemon:
         return run_orders
 
     def _build_feed(self, runtime: VenueRuntime) -> Feed:
-        vc = runtime.config
-        if vc.exchange == "binance":
-            from connectors.binance.feed import BinanceFeed
-
-            return BinanceFeed(
-                runtime.name, vc.symbols,
-                ws_url=vc.urls.ws or BINANCE_WS, rest_url=vc.urls.rest or BINANCE_REST,
-                clock=self.clock, stale_after_s=vc.stale_after_s,
-                on_book=self._on_book, on_trade=self._on_trade, on_health=self._on_health,
-            )
-        from connectors.ccxt_feed import CcxtProFeed
-
-        return CcxtProFeed(
-            vc.exchange, ccxt_config_for(vc, runtime.credentials), runtime.name, vc.symbols,
-            clock=self.clock, stale_after_s=vc.stale_after_s,
-            on_book=self._on_book, on_trade=self._on_trade, on_health=self._on_health,
-        )
+        return build_feed(runtime, self.clock, self._on_book, self._on_trade, self._on_health)
 
     # ------------------------------------------------------------------ the event path
 
@@ -519,52 +400,22 @@ class Daemon:
             runtime.orders.set_targets(checked)
 
     def _risk_context(self) -> RiskContext:
-        positions: dict[str, Decimal] = {}
-        if self.strategy is not None:
-            config = self.strategy.config
-            for asset in (config.base, *config.quotes):
-                positions[asset] = sum((r.position(asset) for r in self.venues.values()), Decimal(0))
-        resting: dict[tuple[str, str, Side], Decimal] = {}
-        health: dict[tuple[str, str], BookHealth] = {}
-        for runtime in self.venues.values():
-            for order in runtime.orders.open_orders() if runtime.orders is not None else []:
-                key = (runtime.name, order.symbol, order.side)
-                resting[key] = resting.get(key, Decimal(0)) + order.remaining
-            for symbol, book in (runtime.feed.books.items() if runtime.feed is not None else ()):
-                health[(runtime.name, symbol)] = book.health
-        # targets handed to a manager are not open orders until its worker has sent them:
-        # count a venue's exposure as the larger of what rests and what is on its way
-        for venue, targets in self._last_targets.items():
-            pending: dict[tuple[str, str, Side], Decimal] = {}
-            for target in targets.targets:
-                key = (venue, target.symbol, target.side)
-                pending[key] = pending.get(key, Decimal(0)) + target.size
-            for key, qty in pending.items():
-                resting[key] = max(resting.get(key, Decimal(0)), qty)
-        references: dict[str, float] = {}
-        if self.aggregator is not None:
-            # the aggregated mid, independent of the strategy's own reference: a fat-finger guard
-            for symbol in self.aggregator.specs:
-                mid = self.aggregator.combined(symbol).mid()
-                if mid is not None:
-                    references[symbol] = mid
-        assets = {symbol: _base_quote(symbol) for (_, symbol) in self._rules}
-        return RiskContext(positions, resting, references, health, assets, self._rules)
+        return risk_context(self.strategy, self.venues, self._last_targets, self.aggregator, self._rules)
 
     def _risk_events(self, events: list[RiskEvent], recheck: bool = True) -> None:
         """Report limit events; when one starts or stops pulling quotes, re-check every venue."""
         if not events:
             return
         for event in events:
-            data = _event_dict(event)
+            data = event_dict(event)
             level = log.warning if event.severity != "info" else log.info
             level("risk_event", **data)
             if self.publisher is not None:
                 self.publisher.add_risk_event(data)
             self._spawn(self._audit("risk", event.kind, data), "audit-risk")
-        if any(e.kind in _WIDENING_KINDS for e in events):
+        if any(e.kind in WIDENING_KINDS for e in events):
             self._apply_spread_factors()
-        if recheck and any(e.pulls_quotes or e.kind in _RELEASING_KINDS for e in events):
+        if recheck and any(e.pulls_quotes or e.kind in RELEASING_KINDS for e in events):
             for targets in list(self._raw_targets.values()):
                 self._apply(targets)
 
@@ -625,7 +476,7 @@ class Daemon:
             return
         try:
             snapshot = await fetch_balance_snapshot(runtime.orders.adapter)
-        except _VENUE_ERRORS as exc:
+        except VENUE_ERRORS as exc:
             log.warning("balances_unavailable", venue=runtime.name, error=repr(exc))
             return
         raw = snapshot.parts
@@ -737,7 +588,7 @@ class Daemon:
                 log.error("config_reload_rejected", problems=exc.problems, kept="previous config")
                 await self._audit("sighup", "reload-rejected", {"problems": exc.problems})
                 return False
-            why = _restart_needed(self.config, new)
+            why = restart_needed(self.config, new)
             if why:
                 log.error("config_reload_rejected", problems=[why], kept="previous config")
                 await self._audit("sighup", "reload-rejected", {"problems": [why]})
@@ -922,10 +773,10 @@ class Daemon:
             task.cancel()
         for runtime in self.venues.values():
             if runtime.feed is not None:
-                with contextlib.suppress(*_VENUE_ERRORS):
+                with contextlib.suppress(*VENUE_ERRORS):
                     await runtime.feed.close()
             for adapter in runtime.adapters:
-                with contextlib.suppress(*_VENUE_ERRORS):
+                with contextlib.suppress(*VENUE_ERRORS):
                     await adapter.close()
             runtime.adapters.clear()
         if self.store is not None:
@@ -948,20 +799,6 @@ _LINE_EVENTS: dict[str, Literal["placed", "cancelled", "rejected"]] = {
 }
 
 
-# events after which quotes may come back: re-check the strategy's targets
-_RELEASING_KINDS = frozenset({"book_recovered", "resumed", "volatility_resume", "volatility_normal"})
-# events after which the risk engine's spread factor may differ: pass it to the strategy
-_WIDENING_KINDS = frozenset({
-    "volatility_widen", "volatility_normal", "volatility_stop", "volatility_resume",
-    "profit_target", "resumed",
-})
-
-
-def _base_quote(symbol: str) -> tuple[str, str]:
-    base, _, quote = symbol.partition("/")
-    return base, quote
-
-
 def _order_json(order: OrderRecord) -> dict[str, Any]:
     return {
         "symbol": order.symbol,
@@ -973,12 +810,3 @@ def _order_json(order: OrderRecord) -> dict[str, Any]:
         "state": order.state.value,
         "venue_order_id": order.venue_order_id or "",
     }
-
-
-def _restart_needed(old: StrategyConfig, new: StrategyConfig) -> str:
-    """Why ``new`` cannot be applied to a running daemon ('' when it can)."""
-    if new.instance != old.instance:
-        return f"instance changed ({old.instance} -> {new.instance}): restart to apply"
-    if new.venues != old.venues:
-        return "venues (exchanges, URLs, credentials or symbols) changed: restart to apply"
-    return ""

@@ -140,3 +140,12 @@ def dump_config(config: StrategyConfig, header: str = "") -> str:
     body = yaml.safe_dump(config.to_yaml_data(), sort_keys=False, default_flow_style=False, width=100)
     prefix = "".join(f"# {line}\n" if line else "#\n" for line in header.splitlines())
     return prefix + body
+
+
+def restart_needed(old: StrategyConfig, new: StrategyConfig) -> str:
+    """Why ``new`` cannot be applied to a running daemon ('' when it can)."""
+    if new.instance != old.instance:
+        return f"instance changed ({old.instance} -> {new.instance}): restart to apply"
+    if new.venues != old.venues:
+        return "venues (exchanges, URLs, credentials or symbols) changed: restart to apply"
+    return ""

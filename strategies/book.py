@@ -115,6 +115,50 @@ class L2Book:
         self.ts = ts
         self.version += 1
 
+    def apply_delta_numeric(
+        self, bids: Iterable[Sequence[float]], asks: Iterable[Sequence[float]], seq: int, ts: float
+    ) -> None:
+        """``apply_delta`` for levels already parsed as numbers (floats, or ints for integral wire values).
+
+        The feed's hot path: it skips the two ``float()`` calls per level. A new level's price
+        is still made a float (once, when the level appears) so every key and ``best_bid()``
+        stays a float; an update of an existing level is a single dict assignment (the dict
+        keeps its original key), and only a level's creation or removal touches the sorted keys.
+        """
+        book = self._bids
+        keys = self._bid_keys
+        for lv in bids:
+            price = lv[0]
+            qty = lv[1]
+            if qty > 0:
+                if price in book:
+                    book[price] = qty
+                else:
+                    price = float(price)
+                    book[price] = qty
+                    insort(keys, price)
+            elif book.pop(price, None) is not None:
+                del keys[bisect_left(keys, price)]
+        book = self._asks
+        keys = self._ask_keys
+        for lv in asks:
+            price = lv[0]
+            qty = lv[1]
+            if qty > 0:
+                if price in book:
+                    book[price] = qty
+                else:
+                    price = float(price)
+                    book[price] = qty
+                    insort(keys, -price)
+            elif book.pop(price, None) is not None:
+                del keys[bisect_left(keys, -price)]
+        if self.max_depth is not None:
+            self._trim()
+        self.seq = seq
+        self.ts = ts
+        self.version += 1
+
     def clear(self) -> None:
         """Drop every level (e.g. before a resync); seq returns to 0, version still grows."""
         self._bids = {}

@@ -26,7 +26,9 @@ async def test_placed_and_cancelled_counters_match_the_order_log_exactly(
     async with running(daemon) as task:
 
         async def quoting() -> bool:
-            return bool(daemon.instance) and all(len(ids) >= 4 for ids in own_open_ids(paper_exchange, daemon.instance).values())
+            if not daemon.instance:
+                return False
+            return all(len(ids) >= 4 for ids in own_open_ids(paper_exchange, daemon.instance).values())
 
         await until(quoting)
         # every order of this run is cancelled at stop: "cancelled" is then large and exact too

@@ -131,7 +131,7 @@ risk:
     stop_above: 45
     resume_below: 20
     half_life_s: 1.5
-    min_samples: 10
+    min_samples: 40
 """
 CALM_BPS = 50.0  # passive level 0 rests 30 bps from the reference (refresh tolerance 5)
 WIDE_BPS = 65.0  # widened x3: 90 bps
@@ -176,14 +176,19 @@ async def test_a_volatility_spike_widens_then_stops_then_resumes_quoting(
             (max_bps is None or d <= max_bps) and (min_bps is None or d >= min_bps) for d in nearest.values()
         )
 
+    async def calm() -> bool:
+        # start-up can look volatile for a moment (books joining the aggregate): wait it out
+        events = volatility_events()
+        return (not events or events[-1] == "volatility_normal") and await quoting(max_bps=CALM_BPS)
+
     try:
         await daemon.wait_ready()
-        await until(lambda: quoting(max_bps=CALM_BPS))
-        assert volatility_events() == []
+        await until(calm)
+        before = len(volatility_events())
 
         await set_volatility(alpha, 8.0)  # widen band
         await until(lambda: quoting(min_bps=WIDE_BPS))
-        assert volatility_events() == ["volatility_widen"]
+        assert volatility_events()[before:] == ["volatility_widen"]
 
         await set_volatility(alpha, 40.0)  # stop band
 
@@ -202,6 +207,6 @@ async def test_a_volatility_spike_widens_then_stops_then_resumes_quoting(
         await until(quotes_back)
     finally:
         await set_volatility(alpha, 1.0)  # the venue process is shared by the module's tests
-    kinds = volatility_events()
+    kinds = volatility_events()[before:]
     assert kinds[:3] == ["volatility_widen", "volatility_stop", "volatility_resume"], kinds
     assert daemon.terminate() == 0

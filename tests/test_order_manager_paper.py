@@ -48,6 +48,7 @@ class VenueTruth:
         self.live_by_slot: dict[str, set[str]] = defaultdict(set)
         self.max_per_slot = 0
         self.client_ids_seen: list[str] = []
+        self.prices_seen: set[tuple[Side, Decimal | None]] = set()
         self.executions: list[tuple[Execution, Order]] = []
         self.resting: dict[str, Order] = {}
         self.crossed = 0  # instants when our own best bid >= our own best ask
@@ -71,6 +72,7 @@ class VenueTruth:
         elif order.client_order_id not in live:
             live.add(order.client_order_id)
             self.client_ids_seen.append(order.client_order_id)
+            self.prices_seen.add((order.side, order.price))
             self.max_per_slot = max(self.max_per_slot, len(live))
         if execution is not None:
             self.executions.append((execution, order))
@@ -259,6 +261,36 @@ async def test_a_moved_target_is_replaced_and_a_slot_never_holds_two_orders(
     await om.stop()
     assert own_open(paper_venue) == []
     assert await store.live_orders("alpha") == []
+
+
+async def test_a_set_that_arrives_while_cancels_are_out_replaces_the_older_one_for_the_places(
+    paper_exchange: PaperExchange,
+    paper_venue: PaperVenueHandle,
+    manager_factory: tuple[ManagerFactory, list[Fill]],
+) -> None:
+    paper_exchange.pause_market()
+    truth = VenueTruth(paper_venue.account)
+    paper_venue.engine.listeners.append(truth)
+    make, _ = manager_factory
+    newer: list[TargetSet] = []
+
+    def on_order_event(rec: OrderRecord, event: str) -> None:
+        # The strategy (or a risk limit) replaces the set while the old bid's cancel is out.
+        if event == "cancelled" and newer:
+            om.set_targets(newer.pop())
+
+    om = await make(on_order_event=on_order_event)
+    await om.apply(ladder(paper_venue, levels=1))
+    stale = ladder(paper_venue, levels=1, offset_ticks=-3)
+    latest = ladder(paper_venue, levels=1, offset_ticks=-6)
+    newer.append(latest)
+    await om.apply(stale)  # round 1 cancels; round 2 must place what `latest` wants
+    await _until(lambda: {(o.side, o.price) for o in own_open(paper_venue)} == {
+        (t.side, t.price) for t in latest.targets
+    })
+    assert not truth.prices_seen & {(t.side, t.price) for t in stale.targets}
+    assert om.stats.creates_sent == 2 + 2  # the first ladder, then straight to the latest
+    await om.stop()
 
 
 async def test_a_bid_is_never_placed_through_our_own_ask(

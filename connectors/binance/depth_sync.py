@@ -40,17 +40,27 @@ class SyncOutcome(enum.IntEnum):
     SNAPSHOT_TOO_OLD = 5  # snapshot ends before the buffered events begin: fetch another
 
 
+# Module constants: an enum member read through its class costs an attribute lookup per event.
+_APPLIED = SyncOutcome.APPLIED
+_IGNORED = SyncOutcome.IGNORED
+_BUFFERED = SyncOutcome.BUFFERED
+
+
 class DepthSync:
     """Bridges a REST snapshot and the diff stream of one symbol into ``book``."""
 
-    __slots__ = ("_bridged", "_buffer", "book", "gap_reason", "synced")
+    __slots__ = ("_apply", "_bridged", "_buffer", "book", "gap_reason", "synced")
 
-    def __init__(self, book: L2Book, max_buffer: int = 10_000) -> None:
+    def __init__(self, book: L2Book, max_buffer: int = 10_000, *, numeric: bool = False) -> None:
         """``max_buffer`` bounds events kept while waiting for a snapshot (oldest dropped first).
 
         Dropping the oldest is safe: the next snapshot then fails to bridge and is refetched.
+        ``numeric``: events carry levels already parsed as numbers (the native feed's hot
+        path), applied with ``L2Book.apply_delta_numeric``; otherwise levels may be strings.
         """
         self.book = book
+        # bound once: the apply is the one call every in-sequence event makes
+        self._apply = book.apply_delta_numeric if numeric else book.apply_delta
         self.synced = False
         self.gap_reason = ""
         self._bridged = False  # first event after the snapshot applied (strict U == seq + 1 from then on)
@@ -71,15 +81,18 @@ class DepthSync:
         """One ``depthUpdate`` with ``U=first_id``, ``u=last_id``."""
         if not self.synced:
             self._buffer.append((first_id, last_id, bids, asks, ts))
-            return SyncOutcome.BUFFERED
-        book = self.book
-        seq = book.seq
-        if last_id <= seq:
-            return SyncOutcome.IGNORED
-        if first_id == seq + 1 or (not self._bridged and first_id <= seq + 1):
-            book.apply_delta(bids, asks, last_id, ts)
+            return _BUFFERED
+        seq = self.book.seq
+        if first_id == seq + 1:  # the common case first: the next event in sequence
+            self._apply(bids, asks, last_id, ts)
             self._bridged = True
-            return SyncOutcome.APPLIED
+            return _APPLIED
+        if last_id <= seq:
+            return _IGNORED
+        if not self._bridged and first_id <= seq + 1:
+            self._apply(bids, asks, last_id, ts)
+            self._bridged = True
+            return _APPLIED
         self.gap_reason = f"gap: expected U={seq + 1}, got U={first_id} u={last_id}"
         self.synced = False
         self._bridged = False

@@ -56,10 +56,11 @@ def numeric_levels(frame: bytes) -> bytes:
     with ``float()`` costs more than the rest of a diff. As bare JSON numbers orjson parses
     them to floats in C, correctly rounded, so each level's float is exactly the one
     ``float("0.0024")`` gives and the book's price keys stay stable. The two level arrays are
-    the last fields of a ``depthUpdate``; the quotes are deleted from where the first one
-    starts, keeping only the second one's key. Should anything else sit there, a key loses
-    its quotes, the JSON is invalid, and the caller parses the original frame instead.
-    Frames without both arrays come back unchanged.
+    the last fields of a ``depthUpdate``: every quote after the first array's key is deleted
+    in one C pass, then the second array's key gets its quotes back (``],a:[`` follows the
+    first array's closing bracket). Should anything else sit there, a key loses its quotes,
+    the JSON is invalid, and the caller parses the original frame instead. Frames without
+    both arrays come back unchanged.
     """
     b = frame.find(b'"b":[')
     if b < 0:
@@ -67,13 +68,9 @@ def numeric_levels(frame: bytes) -> bytes:
     a = frame.find(b'"a":[')
     if a < 0:
         return frame
-    first, second = (b, a) if b < a else (a, b)
-    return (
-        frame[: first + 5]
-        + frame[first + 5 : second].translate(None, b'"')
-        + frame[second : second + 5]
-        + frame[second + 5 :].translate(None, b'"')
-    )
+    if b < a:
+        return frame[: b + 5] + frame[b + 5 :].translate(None, b'"').replace(b"],a:[", b'],"a":[', 1)
+    return frame[: a + 5] + frame[a + 5 :].translate(None, b'"').replace(b"],b:[", b'],"b":[', 1)
 
 
 def numeric_levels_text(frame: str) -> str:
@@ -84,13 +81,21 @@ def numeric_levels_text(frame: str) -> str:
     a = frame.find('"a":[')
     if a < 0:
         return frame
-    first, second = (b, a) if b < a else (a, b)
-    return (
-        frame[: first + 5]
-        + frame[first + 5 : second].replace('"', "")
-        + frame[second : second + 5]
-        + frame[second + 5 :].replace('"', "")
-    )
+    if b < a:
+        return frame[: b + 5] + frame[b + 5 :].replace('"', "").replace("],a:[", '],"a":[', 1)
+    return frame[: a + 5] + frame[a + 5 :].replace('"', "").replace("],b:[", '],"b":[', 1)
+
+
+def _levels_as_numbers(data: dict[str, Any]) -> None:
+    """Convert a depth event's level strings to floats in place (the rare fallback parse).
+
+    The book's numeric apply path expects numbers; only frames ``numeric_levels`` cannot
+    rewrite come through here.
+    """
+    for side in ("b", "a"):
+        levels = data.get(side)
+        if levels is not None:
+            data[side] = [[float(lv[0]), float(lv[1])] for lv in levels]
 
 
 class SnapshotError(Exception):

@@ -295,9 +295,12 @@ class OrderManager:
                     await self._apply_once(targets)
 
     async def _apply_once(self, targets: TargetSet) -> None:
-        wanted = [t for t in targets.targets if (t.slot, t.price, t.size) not in self._refused]
         # Two rounds at most: the second places what waited for this round's cancels.
         for _ in range(2):
+            # Each round plans against the newest set: one that arrived while this round's
+            # requests were out replaces the older (a risk limit may have shrunk it).
+            current = self._latest if self._latest is not None else targets
+            wanted = [t for t in current.targets if (t.slot, t.price, t.size) not in self._refused]
             decision = plan(wanted, self._orders.values(), self.clock.monotonic())
             for target, reason in decision.blocked:
                 self.stats.not_sent[reason] += 1
