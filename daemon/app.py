@@ -266,7 +266,7 @@ class Daemon:
     def _order_task(self, runtime: VenueRuntime) -> Any:
         async def run_orders() -> None:
             """Start (or, after a failure, restart) the venue's order manager and watch it."""
-            assert self.store is not None
+            assert self.store is not None and self.config is not None
             restart = runtime.orders is not None
             if runtime.orders is not None:
                 # detach, not stop: stop() would cancel the very orders the new manager adopts
@@ -280,7 +280,7 @@ class Daemon:
             manager = OrderManager(
                 runtime.name, adapter, self.store, self.clock, instance_prefix(self.instance), self._on_fill,
                 # after a crash of the manager our live orders are known: adopt them
-                startup_policy="adopt" if restart else "cancel",
+                startup_policy="adopt" if restart else self.config.execution.startup_policy,
                 symbols=runtime.config.symbols,
                 on_order_event=self._on_order_event,
             )

@@ -336,6 +336,8 @@ class Aggregator:
         # (venue, symbol) of an input book -> combined symbols it feeds
         self._dependants: dict[tuple[str, str], list[str]] = {}
         self._cache: dict[_CacheKey, tuple[tuple[object, ...], CombinedBook]] = {}
+        # live book object (hashed by identity) -> the combined symbols it feeds: update()'s fast path
+        self._registered: dict[L2Book, tuple[str, ...]] = {}
         for spec in specs:
             if spec.symbol in self.specs:
                 raise ValueError(f"two combined book specs for {spec.symbol}")
@@ -367,15 +369,24 @@ class Aggregator:
         if symbol not in dependants:
             dependants.append(symbol)
 
-    def update(self, book: L2Book) -> list[str]:
+    def update(self, book: L2Book) -> tuple[str, ...]:
         """Register (or re-register) a live book after it changed; returns the combined symbols it feeds.
 
         The aggregator keeps the reference, so later in-place changes are seen too; the merge
-        itself waits until :meth:`combined` is asked.
+        itself waits until :meth:`combined` is asked. The feed calls this on every update, so
+        a book already registered costs one dict lookup and returns a cached tuple.
         """
+        feeds = self._registered.get(book)
+        if feeds is not None:
+            return feeds
         key = (book.venue, book.symbol)
+        previous = self._books.get(key)
+        if previous is not None:
+            self._registered.pop(previous, None)  # replaced: the old object is no longer the live book
         self._books[key] = book
-        return list(self._dependants.get(key, ()))
+        feeds = tuple(self._dependants.get(key, ()))
+        self._registered[book] = feeds
+        return feeds
 
     def book(self, venue: str, symbol: str) -> L2Book | None:
         """The live book of one venue and symbol, if the feed has registered it."""

@@ -118,19 +118,20 @@ class L2Book:
     def apply_delta_numeric(
         self, bids: Iterable[Sequence[float]], asks: Iterable[Sequence[float]], seq: int, ts: float
     ) -> None:
-        """``apply_delta`` for levels already parsed as numbers (floats, or ints for integral wire values).
+        """``apply_delta`` for ``[price, qty]`` pairs already parsed as numbers (the feed's hot path).
 
-        The feed's hot path: it skips the two ``float()`` calls per level. A new level's price
-        is still made a float (once, when the level appears) so every key and ``best_bid()``
-        stays a float; an update of an existing level is a single dict assignment (the dict
-        keeps its original key), and only a level's creation or removal touches the sorted keys.
+        It skips the two ``float()`` calls per level and unpacks each pair directly, so a level
+        with extra fields raises ``ValueError`` (the book then stays at its old ``seq``, and the
+        feed's next event reports a gap and resyncs). Numbers may be ints where the wire value
+        is integral: ints hash and compare equal to the same floats, and a new level's price is
+        still made a float, so every key and ``best_bid()`` stays a float. An update of an
+        existing level is a single dict assignment (the dict keeps its original key); only a
+        level's creation or removal touches the sorted keys.
         """
         book = self._bids
         keys = self._bid_keys
-        for lv in bids:
-            price = lv[0]
-            qty = lv[1]
-            if qty > 0:
+        for price, qty in bids:
+            if qty > 0.0:
                 if price in book:
                     book[price] = qty
                 else:
@@ -141,10 +142,8 @@ class L2Book:
                 del keys[bisect_left(keys, price)]
         book = self._asks
         keys = self._ask_keys
-        for lv in asks:
-            price = lv[0]
-            qty = lv[1]
-            if qty > 0:
+        for price, qty in asks:
+            if qty > 0.0:
                 if price in book:
                     book[price] = qty
                 else:

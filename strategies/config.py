@@ -333,6 +333,15 @@ class PassiveLineConfig(_LineConfig):
         return 1.0 if self.level_weights is None else self.level_weights[level]
 
 
+class ExecutionConfig(_Model):
+    """How the order manager treats each venue."""
+
+    startup_policy: Literal["cancel", "adopt"] = Field(
+        default="cancel",
+        description="our orders found resting at start (left by a previous run): cancel them, or adopt them",
+    )
+
+
 class StrategyConfig(_Model):
     """One stacked-strategy instance: venues, inventory, reference, volume, TOB and passive lines.
 
@@ -350,6 +359,7 @@ class StrategyConfig(_Model):
     tob_lines: list[TobLineConfig] = []
     passive_lines: list[PassiveLineConfig] = []
     risk: RiskConfig | None = Field(default=None, description="risk limits (strategies/risk.py)")
+    execution: ExecutionConfig = ExecutionConfig()
 
     @model_validator(mode="after")
     def _cross_references(self) -> StrategyConfig:

@@ -40,7 +40,7 @@ def _spec(**kwargs: object) -> CombinedBookSpec:
 
 def test_levels_at_the_same_price_merge_with_each_venues_share() -> None:
     agg = Aggregator([_spec()])
-    assert agg.update(_book("alpha", "BERA/USDT", [(2.00, 30), (1.99, 10)], [(2.02, 10)])) == ["BERA/USDT"]
+    assert agg.update(_book("alpha", "BERA/USDT", [(2.00, 30), (1.99, 10)], [(2.02, 10)])) == ("BERA/USDT",)
     agg.update(_book("beta", "BERA/USDT", [(2.00, 10), (1.98, 5)], [(2.01, 4), (2.02, 30)]))
     book = agg.combined("BERA/USDT")
     assert [(lv.price, lv.qty) for lv in book.bids] == [(2.00, 40), (1.99, 10), (1.98, 5)]
@@ -63,12 +63,12 @@ def test_cross_book_converts_bids_at_the_via_bid_and_asks_at_the_via_ask() -> No
     )
     agg = Aggregator([spec])
     agg.update(_book("alpha", "BERA/USDT", [(2.00, 10)], [(2.03, 10)]))
-    assert agg.update(_book("gamma", "BERA/BTC", [(0.00002, 100), (0.000019, 50)], [(0.000021, 80)])) == [
-        "BERA/USDT"
-    ]
-    assert agg.update(_book("gamma", "BTC/USDT", [(99_000.0, 1), (98_000.0, 2)], [(101_000.0, 1)])) == [
-        "BERA/USDT"
-    ]
+    assert agg.update(_book("gamma", "BERA/BTC", [(0.00002, 100), (0.000019, 50)], [(0.000021, 80)])) == (
+        "BERA/USDT",
+    )
+    assert agg.update(_book("gamma", "BTC/USDT", [(99_000.0, 1), (98_000.0, 2)], [(101_000.0, 1)])) == (
+        "BERA/USDT",
+    )
     book = agg.combined("BERA/USDT")
     # by hand: bids 0.00002 * 99000 = 1.98, 0.000019 * 99000 = 1.881; ask 0.000021 * 101000 = 2.121
     assert [(round(lv.price, 9), lv.qty) for lv in book.bids] == [(2.00, 10), (1.98, 100), (1.881, 50)]
@@ -86,7 +86,7 @@ def test_cross_book_follows_changes_in_either_leg() -> None:
     agg.update(via)
     assert agg.combined("BERA/USDT").best_bid() == pytest.approx(2.0)
     via.apply_delta([(100_000.0, 0), (90_000.0, 1)], [], seq=2, ts=101.0)
-    assert agg.update(via) == ["BERA/USDT"]
+    assert agg.update(via) == ("BERA/USDT",)
     assert agg.combined("BERA/USDT").best_bid() == pytest.approx(1.8)
 
 
@@ -95,7 +95,7 @@ def test_cross_book_uses_a_named_via_venue() -> None:
     agg = Aggregator([spec])
     agg.update(_book("gamma", "BERA/BTC", [(0.00002, 100)], [(0.000021, 80)]))
     agg.update(_book("gamma", "BTC/USDT", [(1.0, 1)], [(2.0, 1)]))  # not the route: ignored
-    assert agg.update(_book("alpha", "BTC/USDT", [(50_000.0, 1)], [(50_010.0, 1)])) == ["BERA/USDT"]
+    assert agg.update(_book("alpha", "BTC/USDT", [(50_000.0, 1)], [(50_010.0, 1)])) == ("BERA/USDT",)
     assert agg.combined("BERA/USDT").best_bid() == pytest.approx(1.0)
 
 
@@ -155,14 +155,14 @@ def test_combined_book_is_cached_until_an_input_book_changes() -> None:
     first = agg.combined("BERA/USDT")
     assert agg.combined("BERA/USDT") is first
     alpha.apply_delta([(2.01, 3)], [], seq=2, ts=101.0)
-    assert agg.update(alpha) == ["BERA/USDT"]
+    assert agg.update(alpha) == ("BERA/USDT",)
     second = agg.combined("BERA/USDT")
     assert second is not first and second.best_bid() == 2.01
 
 
 def test_update_of_an_unconfigured_book_touches_nothing() -> None:
     agg = Aggregator([_spec()])
-    assert agg.update(_book("alpha", "ETH/USDT", [(1.0, 1)], [(1.1, 1)])) == []
+    assert agg.update(_book("alpha", "ETH/USDT", [(1.0, 1)], [(1.1, 1)])) == ()
     assert agg.book("alpha", "ETH/USDT") is not None
 
 

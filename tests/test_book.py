@@ -203,6 +203,10 @@ class _Model:
         return cost / size
 
 
+def _as_numbers(levels: list[list[str]]) -> list[list[float]]:
+    return [[orjson.loads(p), orjson.loads(q)] for p, q in levels]
+
+
 _prices = st.integers(min_value=90, max_value=110).map(lambda i: f"{i / 100:.2f}")
 _qtys = st.one_of(st.just("0"), st.integers(min_value=1, max_value=500).map(lambda i: f"{i / 10:.1f}"))
 _levels = st.lists(st.tuples(_prices, _qtys).map(list), max_size=12)
@@ -215,18 +219,23 @@ _op = st.tuples(st.booleans(), _levels, _levels)
     max_depth=st.one_of(st.none(), st.integers(min_value=1, max_value=6)),
     bps=st.floats(min_value=0.0, max_value=2000.0),
     size=st.floats(min_value=0.01, max_value=200.0),
+    numeric=st.booleans(),
 )
 def test_book_matches_a_brute_force_model_under_random_snapshots_and_deltas(
     ops: list[tuple[bool, list[list[str]], list[list[str]]]],
     max_depth: int | None,
     bps: float,
     size: float,
+    numeric: bool,
 ) -> None:
     book = L2Book("alpha", "X/Y", max_depth=max_depth)
     model = _Model(max_depth)
     for seq, (snapshot, bids, asks) in enumerate(ops, start=1):
         if snapshot:
             book.apply_snapshot(bids, asks, seq, float(seq))
+        elif numeric:
+            # the feed's path: levels as orjson parses unquoted wire numbers ("0" is the int 0)
+            book.apply_delta_numeric(_as_numbers(bids), _as_numbers(asks), seq, float(seq))
         else:
             book.apply_delta(bids, asks, seq, float(seq))
         model.apply(bids, asks, snapshot)
@@ -234,6 +243,7 @@ def test_book_matches_a_brute_force_model_under_random_snapshots_and_deltas(
 
     assert list(book.bid_levels()) == model.sorted_bids()
     assert list(book.ask_levels()) == model.sorted_asks()
+    assert all(type(p) is float for p, _ in [*book.bid_levels(), *book.ask_levels()])
     assert book.top(3) == (model.sorted_bids()[:3], model.sorted_asks()[:3])
     assert book.mid() == model.mid()
     bid_depth, ask_depth = model.depth(bps)
@@ -246,3 +256,16 @@ def test_book_matches_a_brute_force_model_under_random_snapshots_and_deltas(
             assert got is None
         else:
             assert got is not None and math.isclose(got, expected, rel_tol=1e-9)
+
+
+def test_numeric_delta_takes_int_quantities_keeps_float_keys_and_rejects_extra_fields() -> None:
+    book = L2Book("alpha", "BERA/USDT")
+    book.apply_snapshot([["2.0", "1"]], [["2.1", "1"]], seq=1, ts=1.0)
+    book.apply_delta_numeric([[2, 5], [1.99, 3.5]], [[2.1, 0]], seq=2, ts=2.0)  # "2" and "0" parse as ints
+    assert list(book.bid_levels()) == [(2.0, 5), (1.99, 3.5)]
+    assert type(book.best_bid()) is float and book.ask_count() == 0
+    book.apply_delta_numeric([[3, 1]], [], seq=3, ts=3.0)  # a new level's price becomes a float key
+    assert type(book.best_bid()) is float and book.best_bid() == 3.0
+    with pytest.raises(ValueError):
+        book.apply_delta_numeric([[2.0, 1.0, 4]], [], seq=4, ts=4.0)
+    assert book.seq == 3  # not applied: the feed's next event reports a gap and resyncs

@@ -9,8 +9,8 @@ import pytest
 from connectors.ccxt_feed import CcxtProFeed
 from connectors.paper import PaperExchange, PaperVenueHandle, ccxt_config
 from strategies.types import SyncState
-from tests.test_binance_feed import Probe
-from tests.test_binance_feed import running as running_feed
+from tests.fixtures.binance_stub import Probe
+from tests.fixtures.binance_stub import running as running_feed
 from tests.test_feed_faults import SYMBOLS, StrictProbe, checkpoint, flow
 
 

@@ -20,9 +20,9 @@ from daemon.redis_keys import RedisKeys
 from daemon.redis_mirror import RedisMirror
 from strategies.book import L2Book
 from strategies.types import SyncState
-from tests.test_binance_feed import SYMBOLS, Probe, StubBinance, make_feed, random_flow
-from tests.test_binance_feed import running as running_feed
-from tests.test_binance_feed import stub as stub
+from tests.fixtures.binance_stub import SYMBOLS, Probe, StubBinance, make_feed, random_flow
+from tests.fixtures.binance_stub import running as running_feed
+from tests.fixtures.binance_stub import stub as stub
 
 
 def _book(venue: str, symbol: str, mid: float) -> L2Book:

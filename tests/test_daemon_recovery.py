@@ -9,17 +9,22 @@
 from __future__ import annotations
 
 import asyncio
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pytest
 import redis.asyncio as aioredis
 
+from connectors.execution.client_ids import instance_prefix, slot_tag
 from connectors.paper import PaperExchange
+from connectors.paper.engine import OrderType
 from daemon.app import Daemon, Feed, VenueRuntime
 from daemon.redis_keys import RedisKeys
 from daemon.status import read_status
 from strategies.book import L2Book
-from tests.fixtures.daemon import in_process_daemon, own_open_ids, running, until
+from strategies.types import Side
+from tests.fixtures.daemon import SYMBOL, in_process_daemon, new_instance, own_open_ids, running, until
 
 
 class FaultyFeed:
@@ -131,3 +136,36 @@ async def test_a_task_that_keeps_dying_takes_quotes_off_and_marks_the_instance_u
             await client.aclose()
         assert any("feed:alpha" in w and "injected feed fault" in w for w in snap.warnings)
         assert not task.done()  # still running, reporting, waiting for an operator
+
+
+@pytest.mark.parametrize("policy", ["cancel", "adopt"])
+async def test_orders_left_by_a_previous_run_are_cancelled_or_adopted_as_configured(
+    policy: str, tmp_path: Path, paper_exchange: PaperExchange, redis_url: str
+) -> None:
+    paper = paper_exchange
+    paper.pause_market()
+    instance = new_instance()
+    handle = paper.venues["alpha"]
+    best_bid, _ = handle.engine.best_bid_ask(SYMBOL)
+    assert best_bid is not None
+    # a previous run's bid, far below the market so nothing fills it while the daemon starts
+    leftover = f"{instance_prefix(instance)}-{slot_tag('old', Side.BUY, 0)}-1"
+    handle.engine.place(
+        handle.account, SYMBOL, Side.BUY, OrderType.LIMIT, Decimal(10),
+        (best_bid * Decimal("0.9")).quantize(Decimal("0.0001")), client_order_id=leftover,
+    )  # fmt: skip
+    daemon, notifier = in_process_daemon(
+        Daemon, tmp_path, paper_exchange, redis_url, instance=instance,
+        extra=f"execution:\n  startup_policy: {policy}\n",
+    )  # fmt: skip
+    async with running(daemon):
+        await notifier.wait_for(lambda n: n.get("READY") == "1")
+        manager = daemon.venues["alpha"].orders
+        assert manager is not None and manager.startup_policy == policy
+        if policy == "adopt":
+            assert (manager.stats.adopted, manager.stats.leftovers_cancelled) == (1, 0)
+        else:
+            assert (manager.stats.adopted, manager.stats.leftovers_cancelled) == (0, 1)
+            resting = {o.client_order_id for o in handle.engine.open_orders(handle.account, SYMBOL)}
+            assert leftover not in resting
+    paper.resume_market()

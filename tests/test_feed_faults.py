@@ -17,8 +17,8 @@ from connectors.feed import Backoff
 from connectors.paper import PaperExchange, PaperVenueHandle
 from strategies.book import L2Book
 from strategies.types import SyncState
-from tests.test_binance_feed import Probe
-from tests.test_binance_feed import running as running_feed
+from tests.fixtures.binance_stub import Probe
+from tests.fixtures.binance_stub import running as running_feed
 
 SYMBOLS = ["BERA/USDT", "BTC/USDT", "BERA/BTC"]
 

@@ -778,7 +778,8 @@ def hit_our_best_ask(venue: PaperVenueHandle) -> None:
     price = min(ours)
     _, asks, _ = venue.engine.depth(SYMBOL, 50)
     ahead = sum((qty for level, qty in asks if level < price), Decimal(0))
-    venue.engine.place("other", SYMBOL, Side.BUY, OrderType.LIMIT, ahead + 1, price, TimeInForce.IOC)
+    # 4 of ours at ~2.5 USDT clears the venue's 5 USDT minimum notional on its own.
+    venue.engine.place("other", SYMBOL, Side.BUY, OrderType.LIMIT, ahead + 4, price, TimeInForce.IOC)
 
 
 async def _until(condition: Callable[[], bool], within_s: float = 30.0) -> None:

@@ -13,6 +13,7 @@ import orjson
 import pytest
 
 from connectors.paper import PaperExchange, PaperVenueHandle, Scenario
+from connectors.paper.faults import FaultKnobs
 from tests.fixtures.paper import PaperExchangeFactory
 
 
@@ -65,6 +66,39 @@ async def test_depth_gap_skips_update_ids_on_the_wire(
         paper_venue.faults.gap_next_depth(4, "BERA/USDT")
         event = await depth_event(ws)
     assert event["U"] >= prev_u + 1 + 4
+
+
+def test_gap_for_every_symbol_is_handed_to_each_symbol_once() -> None:
+    faults = FaultKnobs()
+    faults.gap_next_depth(3)
+    faults.gap_next_depth(2, "BERA/USDT")
+    assert faults.take_gap("BERA/USDT") == 5  # its own gap plus the one for every symbol
+    assert faults.take_gap("BTC/USDT") == 3  # the first symbol did not use up the others' share
+    assert faults.take_gap("BERA/USDT") == 0 and faults.take_gap("BTC/USDT") == 0
+    faults.gap_next_depth(1)
+    assert [faults.take_gap(s) for s in ("BTC/USDT", "BERA/USDT", "BTC/USDT")] == [1, 1, 0]
+
+
+async def test_depth_gap_without_a_symbol_skips_update_ids_of_every_symbol(
+    paper_venue: PaperVenueHandle, http: aiohttp.ClientSession
+) -> None:
+    streams = ("berausdt@depth@100ms", "btcusdt@depth@100ms")
+    async with http.ws_connect(f"{paper_venue.ws_url}/stream?streams={'/'.join(streams)}") as ws:
+        last_u: dict[str, int] = {}
+        while len(last_u) < len(streams):  # one event of each symbol before the gap
+            msg = await depth_event(ws)
+            last_u[msg["stream"]] = msg["data"]["u"]
+        paper_venue.faults.gap_next_depth(4)
+        gaps: dict[str, int] = {}
+        # Events flushed before the request may still be in flight and arrive in sequence; the
+        # first event of a symbol that does not follow its previous one carries the gap.
+        while len(gaps) < len(streams):
+            msg = await depth_event(ws)
+            stream, data = msg["stream"], msg["data"]
+            if data["U"] != last_u[stream] + 1:
+                gaps.setdefault(stream, data["U"] - last_u[stream] - 1)
+            last_u[stream] = data["u"]
+    assert all(gap >= 4 for gap in gaps.values()), gaps
 
 
 async def test_stall_holds_data_but_keeps_the_connection_open(

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import enum
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from strategies.book import L2Book, Level
 
@@ -60,7 +61,9 @@ class DepthSync:
         """
         self.book = book
         # bound once: the apply is the one call every in-sequence event makes
-        self._apply = book.apply_delta_numeric if numeric else book.apply_delta
+        self._apply: Callable[[Any, Any, int, float], None] = (
+            book.apply_delta_numeric if numeric else book.apply_delta
+        )
         self.synced = False
         self.gap_reason = ""
         self._bridged = False  # first event after the snapshot applied (strict U == seq + 1 from then on)
@@ -83,13 +86,9 @@ class DepthSync:
             self._buffer.append((first_id, last_id, bids, asks, ts))
             return _BUFFERED
         seq = self.book.seq
-        if first_id == seq + 1:  # the common case first: the next event in sequence
-            self._apply(bids, asks, last_id, ts)
-            self._bridged = True
-            return _APPLIED
         if last_id <= seq:
             return _IGNORED
-        if not self._bridged and first_id <= seq + 1:
+        if first_id == seq + 1 or (not self._bridged and first_id <= seq + 1):
             self._apply(bids, asks, last_id, ts)
             self._bridged = True
             return _APPLIED

@@ -73,7 +73,11 @@ class FaultKnobs:
         self.timeout_hold_s: float = settings.timeout_hold_s
         self._rng = random.Random(seed)
         self._droppers: list[Dropper] = []
-        self._pending_gaps: dict[str | None, int] = {}
+        self._pending_gaps: dict[str, int] = {}
+        # gap_next_depth without a symbol: a running total, and how much of it each symbol has
+        # taken, so every symbol gets the whole gap once (no symbol list needed up front)
+        self._gaps_for_all = 0
+        self._gaps_for_all_taken: dict[str, int] = {}
         self._stall_until: float | None = None  # monotonic deadline; math.inf = until unstall()
         self._resumed = asyncio.Event()
         self._resumed.set()
@@ -98,11 +102,21 @@ class FaultKnobs:
         """
         if n_updates < 1:
             raise ValueError("a gap skips at least one update")
-        self._pending_gaps[symbol] = self._pending_gaps.get(symbol, 0) + n_updates
+        if symbol is None:
+            self._gaps_for_all += n_updates
+        else:
+            self._pending_gaps[symbol] = self._pending_gaps.get(symbol, 0) + n_updates
 
     def take_gap(self, symbol: str) -> int:
-        """Updates the depth publisher must withhold next for ``symbol`` (consumes the request)."""
-        return self._pending_gaps.pop(symbol, 0) + self._pending_gaps.pop(None, 0)
+        """Updates the depth publisher must withhold next for ``symbol`` (consumes its share).
+
+        A gap requested for every symbol is handed to each symbol once, on its own next take:
+        one symbol taking it does not use it up for the others. The publisher asks for every
+        symbol at every flush, so a request reaches all of them at the next flush.
+        """
+        taken = self._gaps_for_all_taken.get(symbol, 0)
+        self._gaps_for_all_taken[symbol] = self._gaps_for_all
+        return self._pending_gaps.pop(symbol, 0) + self._gaps_for_all - taken
 
     def stall(self, seconds: float | None = None) -> None:
         """Stop sending WebSocket data but keep connections open, for ``seconds`` or until unstall()."""
