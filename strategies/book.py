@@ -128,29 +128,39 @@ class L2Book:
         existing level is a single dict assignment (the dict keeps its original key); only a
         level's creation or removal touches the sorted keys.
         """
+        # One hash per updated level: assign, and the dict's size tells whether the level is
+        # new (len() is cheaper than a second lookup). A new level's key is made a float.
         book = self._bids
         keys = self._bid_keys
+        size = len(book)
         for price, qty in bids:
             if qty > 0.0:
-                if price in book:
-                    book[price] = qty
-                else:
-                    price = float(price)
-                    book[price] = qty
+                book[price] = qty
+                if len(book) != size:
+                    size += 1
+                    if type(price) is not float:
+                        del book[price]
+                        price = float(price)
+                        book[price] = qty
                     insort(keys, price)
             elif book.pop(price, None) is not None:
+                size -= 1
                 del keys[bisect_left(keys, price)]
         book = self._asks
         keys = self._ask_keys
+        size = len(book)
         for price, qty in asks:
             if qty > 0.0:
-                if price in book:
-                    book[price] = qty
-                else:
-                    price = float(price)
-                    book[price] = qty
+                book[price] = qty
+                if len(book) != size:
+                    size += 1
+                    if type(price) is not float:
+                        del book[price]
+                        price = float(price)
+                        book[price] = qty
                     insort(keys, -price)
             elif book.pop(price, None) is not None:
+                size -= 1
                 del keys[bisect_left(keys, -price)]
         if self.max_depth is not None:
             self._trim()

@@ -57,23 +57,31 @@ def numeric_levels(frame: bytes) -> bytes:
     with ``float()`` costs more than the rest of a diff. As bare JSON numbers orjson parses
     them to floats in C, correctly rounded, so each level's float is exactly the one
     ``float("0.0024")`` gives and the book's price keys stay stable. The two level arrays are
-    the last fields of a ``depthUpdate``: every quote after the first array's key is deleted
-    in one C pass, then the second array's key gets its quotes back (``],a:[`` follows the
-    first array's closing bracket). Should anything else sit there, a key loses its quotes,
-    the JSON is invalid, and the caller parses the original frame instead. Frames without
-    both arrays come back unchanged.
+    the last fields of a ``depthUpdate``, bids first: every quote after the bids' key is
+    deleted in one C pass, then the asks' key gets its quotes back (``],a:[`` follows the
+    bids' closing bracket). Should anything else sit there, a key loses its quotes, the JSON
+    is invalid, and the caller parses the original frame instead. Asks before bids take a
+    second pass; frames without both arrays come back unchanged.
     """
-    b = frame.find(b'"b":[')
-    if b < 0:
+    head, key, tail = frame.partition(b'"b":[')  # one C call for the find and both slices
+    if not key:
         return frame
-    a = frame.find(b'"a":[', b)  # Binance's order: the asks follow the bids
+    tail = tail.translate(None, b'"')
+    fixed = tail.replace(b"],a:[", b'],"a":[', 1)
+    if len(fixed) != len(tail):  # the asks' key was found (and re-quoted) after the bids
+        return head + key + fixed
+    return _numeric_levels_asks_first(frame)
+
+
+def _numeric_levels_asks_first(frame: bytes) -> bytes:
+    a = frame.find(b'"a":[')
     if a < 0:
-        a = frame.find(b'"a":[')
-        if a < 0:
-            return frame
-    if b < a:
-        return frame[: b + 5] + frame[b + 5 :].translate(None, b'"').replace(b"],a:[", b'],"a":[', 1)
-    return frame[: a + 5] + frame[a + 5 :].translate(None, b'"').replace(b"],b:[", b'],"b":[', 1)
+        return frame
+    tail = frame[a + 5 :].translate(None, b'"')
+    fixed = tail.replace(b"],b:[", b'],"b":[', 1)
+    if len(fixed) != len(tail):
+        return frame[: a + 5] + fixed
+    return frame  # one of the arrays is not where expected: leave it to the plain parse
 
 
 def numeric_levels_text(frame: str) -> str:
@@ -81,12 +89,18 @@ def numeric_levels_text(frame: str) -> str:
     b = frame.find('"b":[')
     if b < 0:
         return frame
+    tail = frame[b + 5 :].replace('"', "")
+    fixed = tail.replace("],a:[", '],"a":[', 1)
+    if len(fixed) != len(tail):
+        return frame[: b + 5] + fixed
     a = frame.find('"a":[')
     if a < 0:
         return frame
-    if b < a:
-        return frame[: b + 5] + frame[b + 5 :].replace('"', "").replace("],a:[", '],"a":[', 1)
-    return frame[: a + 5] + frame[a + 5 :].replace('"', "").replace("],b:[", '],"b":[', 1)
+    tail = frame[a + 5 :].replace('"', "")
+    fixed = tail.replace("],b:[", '],"b":[', 1)
+    if len(fixed) != len(tail):
+        return frame[: a + 5] + fixed
+    return frame
 
 
 def _levels_as_numbers(data: dict[str, Any]) -> None:
@@ -380,11 +394,14 @@ class BinanceFeed:
             msg = _loads(numeric_levels(frame) if type(frame) is bytes else numeric_levels_text(frame))  # type: ignore[arg-type]
         except orjson.JSONDecodeError:
             msg = self._parse_plain(frame)  # not the layout numeric_levels expects: the slow, sure way
-        data = msg.get("data")
-        if data is None:
+        # Subscripts rather than .get(): a try costs nothing until it catches, a method call does.
+        try:
+            data = msg["data"]
+            event = data["e"]
+        except (KeyError, TypeError):
             return  # subscription acks and other control replies
-        if data.get("e") != "depthUpdate":
-            if data.get("e") == "trade":
+        if event != "depthUpdate":
+            if event == "trade":
                 self._on_trade(data)
             return
         sync = self._syncs_by_wire.get(data["s"])
