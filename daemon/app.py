@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import signal
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from random import Random
 from typing import Any, Literal
@@ -50,10 +51,11 @@ from daemon.supervisor import RestartPolicy, Supervisor
 from daemon.systemd import Notifier
 from daemon.venues import VENUE_ERRORS, Feed, VenueRuntime, build_feed, ccxt_config_for, resolve_credentials
 from daemon.volatility import VolatilityWatch
-from strategies.aggregator import Aggregator, CombinedBookSpec
+from strategies.aggregator import Aggregator, CombinedBook, CombinedBookSpec
 from strategies.book import L2Book
 from strategies.clock import SystemClock
 from strategies.config import StrategyConfig
+from strategies.reference import ReferenceKind, ReferenceSpec, reference_price
 from strategies.risk import RiskConfig, RiskContext, RiskEngine, RiskEvent
 from strategies.stacked import StackedStrategy
 from strategies.types import BookHealth, Fill, MarketRules, TargetSet, Trade
@@ -61,6 +63,9 @@ from strategies.types import BookHealth, Fill, MarketRules, TargetSet, Trade
 __all__ = ["Daemon", "Feed", "VenueRuntime", "resolve_credentials", "risk_config"]
 
 log = structlog.get_logger(__name__)
+
+# the aggregated mid that volatility limits watch: best bid and ask across every usable book
+_AGGREGATED = ReferenceSpec(ReferenceKind.AGGREGATED)
 
 BALANCES_INTERVAL_S = 15.0
 TRADE_PERSIST_INTERVAL_S = 1.0
@@ -100,6 +105,7 @@ class Daemon:
         self._raw_targets: dict[str, TargetSet] = {}  # venue -> the strategy's latest, before limits
         self._rules: dict[tuple[str, str], MarketRules] = {}
         self.aggregator: Aggregator | None = None
+        self._combined_views: dict[str, Callable[[], CombinedBook]] = {}
         self.venues: dict[str, VenueRuntime] = {}
         self.supervisor = Supervisor(RestartPolicy(), on_give_up=self._on_give_up)
         self.pnl = PnlTracker()  # primary quote set from the config at start
@@ -206,6 +212,9 @@ class Daemon:
             CombinedBookSpec(symbol, [v for v, vc in config.venues.items() if symbol in vc.symbols])
             for symbol in sorted({s for vc in config.venues.values() for s in vc.symbols})
         ])
+        self._combined_views = {
+            symbol: functools.partial(self.aggregator.combined, symbol) for symbol in self.aggregator
+        }
         await self._warm_start(self.strategy)
         for runtime in self.venues.values():
             runtime.feed = self._build_feed(runtime)
@@ -311,10 +320,11 @@ class Daemon:
             self.mirror.mark_dirty(book)
         if self.aggregator is not None:
             for symbol in self.aggregator.update(book):
-                combined = self.aggregator.combined(symbol)
                 if self.mirror is not None:
-                    self.mirror.mark_dirty_aggregated(symbol, combined)
-                mid = combined.mid()
+                    # merged only when the mirror writes it (at most once per interval): a full
+                    # merge costs ~0.3 ms, far more than the update that triggered it
+                    self.mirror.mark_dirty_aggregated(symbol, self._combined_views[symbol])
+                mid = reference_price(_AGGREGATED, self.aggregator, symbol, self.clock.time()).value
                 if mid is not None:
                     self._on_mid(symbol, mid)
         if self.strategy is not None:
