@@ -13,15 +13,31 @@ import asyncio
 import signal
 import time
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
+from connectors.execution.client_ids import instance_prefix
+from connectors.paper import PaperExchange
+from daemon.app import Daemon
 from daemon.redis_keys import RedisKeys
 from daemon.status import read_status
-from tests.fixtures.daemon import SYMBOL, Venue, make_daemon, own_orders, until, venue_clients, venues
+from strategies.types import Side
+from tests.fixtures.daemon import (
+    SYMBOL,
+    Venue,
+    in_process_daemon,
+    make_daemon,
+    new_instance,
+    own_orders,
+    running,
+    until,
+    venue_clients,
+    venues,
+)
 
 pytestmark = pytest.mark.slow
 __all__ = ["make_daemon", "venue_clients", "venues"]  # fixtures used by name below
@@ -39,29 +55,77 @@ async def total_base(clients: dict[str, Any]) -> Decimal:
     return total
 
 
+class WorstCaseWatch:
+    """Checks, between any two operations of the in-process venues, our worst-case BERA.
+
+    Worst case = BERA held on every venue + every resting buy of ours filled at once. Engine
+    listeners run partway through an operation, so the check is deferred with ``call_soon`` to
+    the moment the operation is complete: a consistent snapshot of all venues, nothing sampled.
+    """
+
+    def __init__(self, exchange: PaperExchange, prefix: str) -> None:
+        self.exchange = exchange
+        self.prefix = prefix
+        self.worst: list[Decimal] = []
+        self.buys_resting = 0
+        self._scheduled = False
+        for handle in exchange.venues.values():
+            handle.engine.listeners.append(self)
+
+    def measure(self) -> Decimal:
+        total = Decimal(0)
+        for h in self.exchange.venues.values():
+            bera = h.engine.balances(h.account).get("BERA")
+            total += bera.total if bera is not None else Decimal(0)
+            for o in h.engine.open_orders(h.account, SYMBOL):
+                if o.side is Side.BUY and o.client_order_id.startswith(self.prefix):
+                    total += o.remaining
+                    self.buys_resting += 1
+        return total
+
+    def _check(self) -> None:
+        self._scheduled = False
+        self.worst.append(self.measure())
+
+    def _schedule(self) -> None:
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._check)
+
+    def on_book_change(self, change: Any) -> None:
+        pass
+
+    def on_trade(self, execution: Any) -> None:
+        pass
+
+    def on_order_update(self, order: Any, execution: Any) -> None:
+        self._schedule()
+
+    def on_balance_update(self, account: str, assets: Any) -> None:
+        self._schedule()
+
+
 async def test_position_limit_holds_even_if_every_resting_buy_filled_at_once(
-    make_daemon: Any, redis_url: str, venue_clients: dict[str, Any]
+    tmp_path: Path, paper_exchange: PaperExchange, redis_url: str
 ) -> None:
-    limit = await total_base(venue_clients) + 60  # room for about one passive order
-    daemon = make_daemon(redis_url, extra=f'risk:\n  position_limits:\n    BERA: {{max: "{limit}"}}\n')
-    await daemon.wait_ready()
-    worst_cases: list[Decimal] = []
-    buys_seen = 0
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        # holdings read before and after the orders; the lower one never counts a lot twice
-        # (a buy filled in between is in the later holdings and gone from the orders; a sell
-        # filled in between is gone from the later holdings, and its room may be rebid)
-        before = await total_base(venue_clients)
-        orders = await own_orders(venue_clients, daemon.instance)
-        held = min(before, await total_base(venue_clients))
-        buys = [o for v in orders.values() for o in v if o["side"] == "buy"]
-        buys_seen += len(buys)
-        worst_cases.append(held + sum((Decimal(str(o["remaining"])) for o in buys), Decimal(0)))
-        await asyncio.sleep(0.3)  # sampling period
-    assert len(worst_cases) >= 3 and buys_seen > 0  # the limit shrinks the bids, not just stops them
-    assert max(worst_cases) <= limit + STEP, (max(worst_cases), limit)
-    assert daemon.terminate() == 0
+    instance = new_instance()
+    watch = WorstCaseWatch(paper_exchange, instance_prefix(instance) + "-")
+    limit = watch.measure() + 60  # room for about one passive order
+    daemon, notifier = in_process_daemon(
+        Daemon, tmp_path, paper_exchange, redis_url, instance=instance,
+        extra=f'risk:\n  position_limits:\n    BERA: {{max: "{limit}"}}\n',
+    )  # fmt: skip
+    async with running(daemon):
+        await notifier.wait_for(lambda n: n.get("READY") == "1")
+        fills = daemon.pnl
+
+        async def traded_under_the_limit() -> bool:
+            # enough of the market's life seen: our buys rested and some of our orders filled
+            return watch.buys_resting > 0 and fills.fills >= 3
+
+        await until(traded_under_the_limit, within_s=60)
+    assert len(watch.worst) > 10
+    assert max(watch.worst) <= limit + STEP, (max(watch.worst), limit)
 
 
 async def test_a_loss_beyond_the_daily_limit_pulls_all_quotes_within_a_second_and_stays_paused(

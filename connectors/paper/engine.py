@@ -9,9 +9,11 @@ and matching skips it (see :class:`_Level`).
 
 Balances lock on entry (a buy locks ``price * qty`` of the quote asset, a sell ``qty`` of the
 base), settle exactly on every fill, and a cancel or expiry unlocks what is left. Fees are
-charged on the asset received (Binance's default) at the maker or taker rate and kept in
-:attr:`MatchingEngine.fees`, so for every asset the sum over accounts of free + locked plus
-fees collected only changes by deposits.
+charged on the asset received (Binance's default) at the maker or taker rate, per fill, rounded
+half up to 8 decimals (the precision Binance reports ``commission`` in): what an execution
+reports is exactly what the account was charged, so an account's balance change equals its
+reported fills and fees to the last unit. They are kept in :attr:`MatchingEngine.fees`, so for
+every asset the sum over accounts of free + locked plus fees collected only changes by deposits.
 
 The engine is pure: no I/O, no asyncio, time from an injected :class:`~strategies.clock.Clock`.
 Listeners (the venue server) are called synchronously after each state change, with
@@ -29,7 +31,7 @@ from __future__ import annotations
 import bisect
 from collections import deque
 from dataclasses import dataclass
-from decimal import ROUND_CEILING, Context, Decimal, getcontext, localcontext, setcontext
+from decimal import ROUND_CEILING, ROUND_HALF_UP, Context, Decimal, getcontext, localcontext, setcontext
 from enum import StrEnum
 from typing import Protocol
 
@@ -40,6 +42,8 @@ from strategies.types import Side
 # realistic balances, prices, sizes and fee rates exact, whatever the caller's context says.
 _EXACT = Context(prec=60)
 _ZERO = Decimal(0)
+# Fees are charged as reported: per fill, to Binance's 8 decimals of ``commission``.
+_FEE_QUANTUM = Decimal("0.00000001")
 DEFAULT_HISTORY_LIMIT = 1000
 
 
@@ -927,6 +931,7 @@ class MatchingEngine:
         if taker_trades is None:
             taker_trades = taker_acct.trades[symbol] = deque(maxlen=history_limit)
         maker_fees = _ZERO
+        taker_fees = _ZERO
         remaining = steps
         while remaining and keys:
             p = keys[-1] * sign
@@ -948,15 +953,16 @@ class MatchingEngine:
                 maker.remaining -= q
                 level.total -= q
                 m_acct = maker.acct
-                # The taker's side settles once after the loop (fees are linear, so the sum of
-                # per-fill fees equals the fee on the sum); each maker settles per fill.
+                # The taker's side settles once after the loop with the sum of its per-fill
+                # (rounded, reported) fees; each maker settles per fill.
                 if is_buy:
                     gives, gets = qty, quote_qty
-                    taker_fee = qty * taker_rate
+                    taker_fee = (qty * taker_rate).quantize(_FEE_QUANTUM, ROUND_HALF_UP)
                 else:
                     gives, gets = quote_qty, qty
-                    taker_fee = quote_qty * taker_rate
-                maker_fee = gets * maker_rate
+                    taker_fee = (quote_qty * taker_rate).quantize(_FEE_QUANTUM, ROUND_HALF_UP)
+                taker_fees += taker_fee
+                maker_fee = (gets * maker_rate).quantize(_FEE_QUANTUM, ROUND_HALF_UP)
                 maker_fees += maker_fee
                 maker.lock_left -= gives
                 m_balances = m_acct.balances
@@ -1024,7 +1030,7 @@ class MatchingEngine:
             # The taker gives from its lock what the makers got, and gets what they gave.
             gives, gets, taker_gets = (cum_quote, filled, base) if is_buy else (filled, cum_quote, quote)
             taker_gives = quote if is_buy else base
-            taker_fee_total = gets * taker_rate
+            taker_fee_total = taker_fees
             lock_left -= gives
             taker_acct.balances[taker_gives].locked -= gives
             taker_acct.balance(taker_gets).free += gets - taker_fee_total
