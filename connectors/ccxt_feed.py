@@ -20,8 +20,8 @@ import ccxt.pro as ccxtpro
 import structlog
 from ccxt.base.errors import BaseError, InvalidNonce, NetworkError
 
+from connectors.backoff import Backoff
 from connectors.feed import (
-    Backoff,
     BookCallback,
     FeedCallbacks,
     TradeCallback,

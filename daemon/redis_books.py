@@ -23,7 +23,8 @@ import orjson
 import redis.asyncio as aioredis
 import structlog
 
-from connectors.feed import Backoff, BookCallback, FeedCallbacks, set_health
+from connectors.backoff import Backoff
+from connectors.feed import BookCallback, FeedCallbacks, set_health
 from daemon.redis_keys import RedisKeys
 from daemon.redis_mirror import AGGREGATED_VENUE, REDIS_ERRORS, connect_redis
 from strategies.book import L2Book

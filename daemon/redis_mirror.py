@@ -36,7 +36,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from redis.typing import EncodableT, FieldT
 
-from connectors.feed import Backoff
+from connectors.backoff import Backoff
 from daemon.redis_keys import RedisKeys
 from strategies.aggregator import CombinedBook
 from strategies.book import L2Book

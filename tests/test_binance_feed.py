@@ -15,8 +15,9 @@ import random
 import orjson
 import pytest
 
+from connectors.backoff import Backoff
 from connectors.binance.feed import BinanceFeed, BinanceFeedConfig, numeric_levels, numeric_levels_text
-from connectors.feed import Backoff, wire_symbol
+from connectors.feed import wire_symbol
 from strategies.types import Side, SyncState, Trade
 from tests.fixtures.binance_stub import (
     SYMBOLS,

@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 
-from connectors.feed import Backoff
+from connectors.backoff import Backoff
 from daemon.redis_books import RedisBookReader
 from daemon.redis_keys import RedisKeys
 from daemon.redis_mirror import RedisMirror

@@ -12,8 +12,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from connectors.backoff import Backoff
 from connectors.binance.feed import BinanceFeed, BinanceFeedConfig
-from connectors.feed import Backoff
 from connectors.paper import PaperExchange, PaperVenueHandle
 from strategies.book import L2Book
 from strategies.types import SyncState

@@ -13,7 +13,7 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 
-from connectors.feed import Backoff
+from connectors.backoff import Backoff
 from daemon.redis_keys import RedisKeys
 from daemon.redis_mirror import RedisMirror
 from daemon.redis_server import RedisServer

@@ -27,9 +27,9 @@ import structlog
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
+from connectors.backoff import Backoff
 from connectors.binance.depth_sync import DepthSync, SyncOutcome
 from connectors.feed import (
-    Backoff,
     BookCallback,
     FeedCallbacks,
     TradeCallback,

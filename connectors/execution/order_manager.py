@@ -34,10 +34,11 @@ from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Literal
+from typing import Literal, TypeVar
 
 import structlog
 
+from connectors.backoff import Backoff
 from connectors.execution.adapter import VenueAdapter, VenueOrder, VenueTrade
 from connectors.execution.client_ids import ClientIdFactory, is_own
 from connectors.execution.errors import (
@@ -54,6 +55,8 @@ from strategies.clock import Clock
 from strategies.types import Fill, MarketRules, QuoteTarget, TargetSet
 
 log = structlog.get_logger(__name__)
+
+_Update = TypeVar("_Update", VenueOrder, VenueTrade)
 
 OnFill = Callable[[Fill], Awaitable[None] | None]
 OrderEvent = Literal["placed", "cancelled", "filled", "rejected"]
@@ -845,16 +848,7 @@ class OrderManager:
         asyncio.get_running_loop().call_later(1.0, self._reconcile_now.set)
 
     async def _watch_orders(self) -> None:
-        backoff = 0.2
-        while not self._stopping:
-            try:
-                reports = await self.adapter.watch_orders()
-            except ExecutionError as exc:
-                await self._on_stream_error(exc)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
-                continue
-            backoff = 0.2
+        async def on_reports(reports: list[VenueOrder]) -> None:
             for report in reports:
                 cid = report.client_order_id
                 if not is_own(self.prefix, cid):
@@ -865,19 +859,31 @@ class OrderManager:
                 elif report.state in _SETTLED and str(cid) not in self._recent:
                     await self._cancel_orphan(report)
 
+        await self._watch_stream(self.adapter.watch_orders, on_reports)
+
     async def _watch_trades(self) -> None:
-        backoff = 0.2
-        while not self._stopping:
-            try:
-                trades = await self.adapter.watch_my_trades()
-            except ExecutionError as exc:
-                await self._on_stream_error(exc)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
-                continue
-            backoff = 0.2
+        async def on_trades(trades: list[VenueTrade]) -> None:
             for trade in trades:
                 await self._on_trade(trade)
+
+        await self._watch_stream(self.adapter.watch_my_trades, on_trades)
+
+    async def _watch_stream(
+        self,
+        watch: Callable[[], Awaitable[list[_Update]]],
+        handle: Callable[[list[_Update]], Awaitable[None]],
+    ) -> None:
+        """Feed one user-data stream to ``handle``; on an error reconcile by REST and back off."""
+        backoff = Backoff(base_s=0.2, cap_s=5.0)
+        while not self._stopping:
+            try:
+                updates = await watch()
+            except ExecutionError as exc:
+                await self._on_stream_error(exc)
+                await asyncio.sleep(backoff.next_delay(self.clock.monotonic()))
+                continue
+            backoff.connected(self.clock.monotonic())
+            await handle(updates)
 
     # task plumbing ----------------------------------------------------------------------
 
