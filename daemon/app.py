@@ -43,7 +43,16 @@ from daemon.control import Command, CommandRejected, ControlListener
 from daemon.embedded_redis import EmbeddedRedis
 from daemon.redis_keys import RedisKeys
 from daemon.redis_mirror import REDIS_ERRORS, RedisMirror, connect_redis
-from daemon.risk_gate import RELEASING_KINDS, WIDENING_KINDS, event_dict, risk_config, risk_context
+from daemon.risk_gate import (
+    AGGREGATED_MID,
+    RELEASING_KINDS,
+    WIDENING_KINDS,
+    MarketSnapshot,
+    event_dict,
+    market_snapshot,
+    risk_config,
+    risk_context,
+)
 from daemon.settings import SecretNotFound, Settings
 from daemon.state_publisher import FeedHealth, PnlTracker, StatePublisher, StateSnapshot
 from daemon.store import Store
@@ -53,19 +62,16 @@ from daemon.venues import VENUE_ERRORS, Feed, VenueRuntime, build_feed, ccxt_con
 from daemon.volatility import VolatilityWatch
 from strategies.aggregator import Aggregator, CombinedBook, CombinedBookSpec
 from strategies.book import L2Book
-from strategies.clock import SystemClock
+from strategies.clock import Clock, SystemClock
 from strategies.config import StrategyConfig
-from strategies.reference import ReferenceKind, ReferenceSpec, reference_price
-from strategies.risk import RiskConfig, RiskContext, RiskEngine, RiskEvent
+from strategies.reference import reference_price
+from strategies.risk import RiskConfig, RiskEngine, RiskEvent
 from strategies.stacked import StackedStrategy
 from strategies.types import BookHealth, Fill, MarketRules, TargetSet, Trade
 
 __all__ = ["Daemon", "Feed", "VenueRuntime", "resolve_credentials", "risk_config"]
 
 log = structlog.get_logger(__name__)
-
-# the aggregated mid that volatility limits watch: best bid and ask across every usable book
-_AGGREGATED = ReferenceSpec(ReferenceKind.AGGREGATED)
 
 BALANCES_INTERVAL_S = 15.0
 TRADE_PERSIST_INTERVAL_S = 1.0
@@ -90,7 +96,7 @@ class Daemon:
         self.settings = settings
         self.notifier = notifier or Notifier()
         self.environ = dict(os.environ if environ is None else environ)
-        self.clock = SystemClock()
+        self.clock: Clock = SystemClock()
         self.config: StrategyConfig | None = None
         self.instance = ""
         self.keys = RedisKeys("unset")
@@ -204,6 +210,21 @@ class Daemon:
         for runtime in self.venues.values():
             if not await self._unless_stopped(runtime.started.wait()):
                 return  # stopped (or a venue never came up) before start-up finished
+        await self._warm_start(self._build_event_path(config, risk))
+        for runtime in self.venues.values():
+            runtime.feed = self._build_feed(runtime)
+            self.supervisor.add(f"feed:{runtime.name}", runtime.feed.run)
+        self.supervisor.add("strategy-timer", self._timer_loop)
+        self.supervisor.add("book-watch", self._book_watch_loop)
+        self.supervisor.add("balances", self._balances_loop, critical=False)
+        self.supervisor.add("trade-store", self._persist_trades_loop)
+        self.notifier.status("syncing books")
+        log.info("daemon_started", venues=list(self.venues))
+
+    def _build_event_path(self, config: StrategyConfig, risk: RiskConfig) -> StackedStrategy:
+        """The parts a book update goes through (``_on_book``), once the order managers have
+        loaded the market rules: rules, strategy, risk engine, volatility watch, aggregator.
+        No I/O (``bench/strategy_latency.py`` builds the event path with it)."""
         self._rules = self._market_rules()
         self.strategy = self._build_strategy(config, self._rules)
         self.risk = RiskEngine(risk, self.clock)
@@ -215,16 +236,7 @@ class Daemon:
         self._combined_views = {
             symbol: functools.partial(self.aggregator.combined, symbol) for symbol in self.aggregator
         }
-        await self._warm_start(self.strategy)
-        for runtime in self.venues.values():
-            runtime.feed = self._build_feed(runtime)
-            self.supervisor.add(f"feed:{runtime.name}", runtime.feed.run)
-        self.supervisor.add("strategy-timer", self._timer_loop)
-        self.supervisor.add("book-watch", self._book_watch_loop)
-        self.supervisor.add("balances", self._balances_loop, critical=False)
-        self.supervisor.add("trade-store", self._persist_trades_loop)
-        self.notifier.status("syncing books")
-        log.info("daemon_started", venues=list(self.venues))
+        return self.strategy
 
     def _volatility_watch(self, risk: RiskConfig) -> VolatilityWatch:
         ticks = {symbol: float(rules.tick) for (_, symbol), rules in sorted(self._rules.items())}
@@ -324,7 +336,7 @@ class Daemon:
                     # merged only when the mirror writes it (at most once per interval): a full
                     # merge costs ~0.3 ms, far more than the update that triggered it
                     self.mirror.mark_dirty_aggregated(symbol, self._combined_views[symbol])
-                mid = reference_price(_AGGREGATED, self.aggregator, symbol, self.clock.time()).value
+                mid = reference_price(AGGREGATED_MID, self.aggregator, symbol, self.clock.time()).value
                 if mid is not None:
                     self._on_mid(symbol, mid)
         if self.strategy is not None:
@@ -387,20 +399,22 @@ class Daemon:
 
     def _dispatch(self, target_sets: Iterable[TargetSet]) -> None:
         """Strategy output -> risk -> order managers, synchronously."""
-        touched = False
+        snapshot: MarketSnapshot | None = None  # one per dispatch: nothing it holds can change in it
         for targets in target_sets:
-            touched = True
             self._raw_targets[targets.venue] = targets
-            self._apply(targets)
-        if touched:
+            if snapshot is None:
+                snapshot = self._market_snapshot()
+            self._apply(targets, snapshot)
+        if snapshot is not None:
             self._timer_wake.set()
             if self.publisher is not None:
                 self.publisher.mark_dirty()
 
-    def _apply(self, targets: TargetSet) -> None:
+    def _apply(self, targets: TargetSet, snapshot: MarketSnapshot | None = None) -> None:
         checked = targets
         if self.risk is not None:
-            checked, events = self.risk.check(targets, self._risk_context())
+            context = risk_context(snapshot or self._market_snapshot(), self._last_targets)
+            checked, events = self.risk.check(targets, context)
             self._risk_events(events, recheck=False)
         if self.stopping or (self.paused and checked.targets):
             return  # nothing new is placed while paused or stopping
@@ -409,8 +423,8 @@ class Daemon:
         if runtime is not None and runtime.orders is not None:
             runtime.orders.set_targets(checked)
 
-    def _risk_context(self) -> RiskContext:
-        return risk_context(self.strategy, self.venues, self._last_targets, self.aggregator, self._rules)
+    def _market_snapshot(self) -> MarketSnapshot:
+        return market_snapshot(self.strategy, self.venues, self.aggregator, self._rules, self.clock.time())
 
     def _risk_events(self, events: list[RiskEvent], recheck: bool = True) -> None:
         """Report limit events; when one starts or stops pulling quotes, re-check every venue."""
