@@ -35,9 +35,10 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
+from operator import attrgetter
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
@@ -50,8 +51,18 @@ PULLING_KINDS = frozenset({"daily_loss", "drawdown", "profit_target", "volatilit
 _ALL = "*"  # volatility state key when the daemon does not say which symbol
 
 Severity = Literal["info", "warning", "critical"]
-# check()'s reporter: (kind, severity, target, detail) -> records that a limit bit this target
-_Bite = Callable[[str, Severity, QuoteTarget, str], None]
+# a limit biting one target: (kind, venue, symbol, side, line id, level)
+_BiteKey = tuple[str, str, str, Side, str, int]
+# check()'s orders: per-order limits by symbol (each symbol's constants looked up once), then
+# position room in ladder order (level 0 first); equal keys keep the strategy's order
+_ORDER_KEY = attrgetter("symbol", "side", "level", "line_id")
+_LADDER_KEY = attrgetter("level", "symbol", "side", "line_id")
+_ZERO = Decimal(0)
+_NO_ASSETS = ("", "")  # a symbol missing from RiskContext.assets
+_BUY = Side.BUY  # module constants: an enum member lookup costs more than a global one
+_ONE = Decimal(1)
+_MINUS_ONE = Decimal(-1)
+_NEVER_LOW, _NEVER_HIGH = Decimal("Infinity"), Decimal("-Infinity")  # bounds no price is between
 
 
 class PositionLimit(BaseModel):
@@ -194,7 +205,7 @@ class RiskEngine:
         self._clock = clock
         self._pause_reason: str | None = None
         self._pending: list[RiskEvent] = []
-        self._active: set[tuple[str, str, str, str]] = set()  # limits biting at the last check
+        self._active: set[_BiteKey] = set()  # limits biting at the last check
         # PnL
         self._last_pnl: float | None = None
         self._peak: float | None = None
@@ -384,61 +395,114 @@ class RiskEngine:
         now = self._clock.time()
         events = self._pending
         self._pending = []
-        seen: set[tuple[str, str, str, str]] = set()
-
-        def bite(kind: str, severity: Severity, t: QuoteTarget, detail: str) -> None:
-            key = (kind, t.venue, t.symbol, f"{t.side}:{t.line_id}:{t.level}")
-            seen.add(key)
-            if key not in self._active:  # one event when a limit starts to bite, not one per check
-                events.append(RiskEvent(now, kind, severity, t.venue, t.symbol, detail))
-
         venue = targets.venue
-        for (book_venue, symbol), health in ctx.book_health.items():
-            if book_venue == venue:
-                events.extend(self._set_book(book_venue, symbol, self._book_problem(health, now), now))
+        unhealthy = self._unhealthy
+        no_age_limit = self.config.max_book_age_s is None
+        for key, health in ctx.book_health.items():
+            if key[0] != venue or (no_age_limit and health.usable and key not in unhealthy):
+                continue  # another venue's book, or a healthy one that was healthy: nothing to do
+            events.extend(self._set_book(venue, key[1], self._book_problem(health, now), now))
 
+        seen: set[_BiteKey] = set()
         kept: list[QuoteTarget] = []
         if self._pause_reason is None:
-            for target in sorted(targets.targets, key=lambda t: (t.symbol, t.side, t.level, t.line_id)):
-                passed = self._per_order(target, ctx, bite)
-                if passed is not None:
-                    kept.append(passed)
-            kept = self._position_limits(venue, kept, ctx, bite)
+            kept = self._per_order(targets.targets, ctx, now, events, seen)
+            if self.config.position_limits:
+                kept = self._position_limits(venue, kept, ctx, now, events, seen)
         self._active = {key for key in self._active if key[1] != venue} | seen
         return TargetSet(targets.venue, kept, targets.created_ts), events
 
-    def _book_blocks(self, venue: str, symbol: str) -> bool:
-        if self.config.stale_pulls == "venue":
-            return any(v == venue for v, _ in self._unhealthy)
-        return (venue, symbol) in self._unhealthy
+    def _per_order(
+        self,
+        targets: list[QuoteTarget],
+        ctx: RiskContext,
+        now: float,
+        events: list[RiskEvent],
+        seen: set[_BiteKey],
+    ) -> list[QuoteTarget]:
+        """Book health, volatility stop, price band and order size/notional, per target.
 
-    def _per_order(self, t: QuoteTarget, ctx: RiskContext, bite: _Bite) -> QuoteTarget | None:
-        if self._book_blocks(t.venue, t.symbol) or self.quoting_stopped(t.symbol):
-            return None  # the event was emitted when the state changed
-        reference = ctx.reference_prices.get(t.symbol)
-        band = self.config.price_band_bps
-        if band is not None:
-            if reference is None or not math.isfinite(reference) or reference <= 0:
-                bite("no_reference", "warning", t, f"no reference price for {t.symbol}: not quoted")
-                return None
-            distance_bps = abs(float(t.price) / reference - 1.0) * 1e4
-            if distance_bps > band:
-                bite(
-                    "price_band",
-                    "critical",
-                    t,
-                    f"{t.side} {t.price} is {distance_bps:.0f} bps from {reference}",
-                )
-                return None
-        limits = self.config.symbols.get(t.symbol, self.config.orders)
-        size = t.size
-        if limits.max_size is not None and size > limits.max_size:
-            bite("max_order_size", "warning", t, f"size {size} > max {limits.max_size}")
-            size = limits.max_size
-        if limits.max_notional is not None and size * t.price > limits.max_notional:
-            bite("max_order_notional", "warning", t, f"notional {size * t.price} > max {limits.max_notional}")
-            size = limits.max_notional / t.price
-        return self._resized(t, size, ctx)
+        Everything but the target itself is constant during one check, so it is looked up once per
+        (venue, symbol); the targets arrive grouped by symbol.
+        """
+        config = self.config
+        band = config.price_band_bps
+        active = self._active
+        unhealthy = self._unhealthy
+        vol = self._vol_state
+        stopped_all = vol.get(_ALL) is VolatilityState.STOPPED
+        # Prices inside [inner_low, inner_high] are surely within the band (1e-9 of slack, far
+        # above float error), so only the others need the float distance, which is the rule.
+        inner = band / 1e4 - 1e-9 if band is not None else 0.0
+        use_inner = 1e-8 < inner < 1e3
+        kept: list[QuoteTarget] = []
+        current_venue = current_symbol = None
+        # per (venue, symbol): blocked, reference (None: not quotable under the band), caps
+        blocked = False
+        reference: float | None = None
+        inner_low, inner_high = _NEVER_LOW, _NEVER_HIGH
+        max_size: Decimal | None = None
+        max_notional: Decimal | None = None
+        for t in sorted(targets, key=_ORDER_KEY):
+            symbol = t.symbol
+            if symbol != current_symbol or t.venue != current_venue:
+                current_venue, current_symbol = t.venue, symbol
+                if config.stale_pulls == "venue":
+                    blocked = any(v == t.venue for v, _ in unhealthy)
+                else:
+                    blocked = (t.venue, symbol) in unhealthy
+                blocked = blocked or stopped_all or vol.get(symbol) is VolatilityState.STOPPED
+                reference = ctx.reference_prices.get(symbol)
+                if reference is not None and (not math.isfinite(reference) or reference <= 0):
+                    reference = None
+                if reference is not None and use_inner:
+                    inner_low = Decimal(reference * (1.0 - inner))
+                    inner_high = Decimal(reference * (1.0 + inner))
+                else:
+                    inner_low, inner_high = _NEVER_LOW, _NEVER_HIGH
+                limits = config.symbols.get(symbol, config.orders)
+                max_size, max_notional = limits.max_size, limits.max_notional
+            if blocked:
+                continue  # the event was emitted when the state changed
+            price = t.price
+            if band is not None and not (price.is_finite() and inner_low <= price <= inner_high):
+                if reference is None:
+                    key = ("no_reference", t.venue, symbol, t.side, t.line_id, t.level)
+                    seen.add(key)
+                    if key not in active:  # one event when a limit starts to bite, not one per check
+                        detail = f"no reference price for {symbol}: not quoted"
+                        events.append(RiskEvent(now, "no_reference", "warning", t.venue, symbol, detail))
+                    continue
+                distance_bps = abs(float(t.price) / reference - 1.0) * 1e4
+                if distance_bps > band:
+                    key = ("price_band", t.venue, symbol, t.side, t.line_id, t.level)
+                    seen.add(key)
+                    if key not in active:
+                        detail = f"{t.side} {t.price} is {distance_bps:.0f} bps from {reference}"
+                        events.append(RiskEvent(now, "price_band", "critical", t.venue, symbol, detail))
+                    continue
+            size = t.size
+            if max_size is not None and size > max_size:
+                key = ("max_order_size", t.venue, symbol, t.side, t.line_id, t.level)
+                seen.add(key)
+                if key not in active:
+                    detail = f"size {size} > max {max_size}"
+                    events.append(RiskEvent(now, "max_order_size", "warning", t.venue, symbol, detail))
+                size = max_size
+            if max_notional is not None and size * t.price > max_notional:
+                key = ("max_order_notional", t.venue, symbol, t.side, t.line_id, t.level)
+                seen.add(key)
+                if key not in active:
+                    detail = f"notional {size * t.price} > max {max_notional}"
+                    events.append(RiskEvent(now, "max_order_notional", "warning", t.venue, symbol, detail))
+                size = max_notional / t.price
+            if size is t.size:
+                kept.append(t)
+            else:
+                resized = self._resized(t, size, ctx)
+                if resized is not None:
+                    kept.append(resized)
+        return kept
 
     @staticmethod
     def _resized(t: QuoteTarget, size: Decimal, ctx: RiskContext) -> QuoteTarget | None:
@@ -466,66 +530,132 @@ class RiskEngine:
         )
 
     def _position_limits(
-        self, venue: str, targets: list[QuoteTarget], ctx: RiskContext, bite: _Bite
+        self,
+        venue: str,
+        targets: list[QuoteTarget],
+        ctx: RiskContext,
+        now: float,
+        events: list[RiskEvent],
+        seen: set[_BiteKey],
     ) -> list[QuoteTarget]:
+        room_up, room_down = self._rooms(venue, ctx)
+        active = self._active
+        kept: list[QuoteTarget] = []
+        current: str | None = None
+        base = quote = ""
+        base_up = base_down = quote_tracked = False
+        for t in sorted(targets, key=_LADDER_KEY):
+            if t.price.is_nan():  # no order without a price; as the position maths always said
+                raise InvalidOperation([InvalidOperation])
+            if t.symbol != current:
+                current = t.symbol
+                base, quote = ctx.assets.get(current, ("", ""))
+                distinct = base != quote  # one asset on both sides: only the quote move counts
+                base_up, base_down = distinct and base in room_up, distinct and base in room_down
+                quote_tracked = quote in room_up or quote in room_down
+            if not (base_up or base_down or quote_tracked):
+                kept.append(t)  # no limit on either asset
+                continue
+            # Per unit of size, how this order moves each asset when filled: the base by the
+            # side's sign, the quote by −sign × price. Decimal throughout: the limit holds exactly.
+            buy = t.side is _BUY
+            size = t.size
+            allowed = size
+            binding: str | None = None  # the asset whose room binds, once one does
+            if base_up if buy else base_down:
+                room = room_up[base] if buy else room_down[base]
+                if room < allowed:  # else max(0, room) fits too
+                    fit = room if room > _ZERO else _ZERO
+                    if fit < allowed:
+                        allowed, binding = fit, base
+            quote_unit = _ZERO
+            if quote_tracked:
+                quote_unit = -t.price if buy else t.price
+                quote_room: Decimal | None = None
+                if quote_unit > _ZERO:
+                    quote_room = room_up.get(quote)
+                elif quote_unit < _ZERO:
+                    quote_room = room_down.get(quote)
+                if quote_room is not None:
+                    fit = max(_ZERO, quote_room) / abs(quote_unit)
+                    if fit < allowed:
+                        allowed, binding = fit, quote
+            passed = t
+            if binding is not None:  # allowed < size
+                if allowed == _ZERO and _no_room_is_none(t, ctx):
+                    resized = None
+                else:
+                    resized = self._resized(t, allowed, ctx)
+                key = ("position_limit", t.venue, t.symbol, t.side, t.line_id, t.level)
+                seen.add(key)
+                if key not in active:  # one event when a limit starts to bite, not one per check
+                    detail = f"{binding} limit: {t.side} {size} would pass it; " + (
+                        f"shrunk to {resized.size}" if resized is not None else "dropped"
+                    )
+                    events.append(RiskEvent(now, "position_limit", "warning", t.venue, t.symbol, detail))
+                if resized is None:
+                    continue
+                passed = resized
+            taken = passed.size
+            if buy:
+                if base_up:
+                    room_up[base] -= _ONE * taken
+            elif base_down:
+                room_down[base] += _MINUS_ONE * taken
+            if quote_tracked:
+                if quote_unit > _ZERO:
+                    if quote in room_up:
+                        room_up[quote] -= quote_unit * taken
+                elif quote_unit < _ZERO and quote in room_down:
+                    room_down[quote] += quote_unit * taken
+            kept.append(passed)
+        return kept
+
+    def _rooms(self, venue: str, ctx: RiskContext) -> tuple[dict[str, Decimal], dict[str, Decimal]]:
+        """Room before each asset's max and min, after its position and every resting order on
+        other venues that moves it the same way (all filled at once)."""
         limits = self.config.position_limits
-        if not limits:
-            return targets
-        # Room before each bound, after the position and every same-direction resting order elsewhere.
+        exposure_up = {asset: Decimal(0) for asset, limit in limits.items() if limit.max is not None}
+        exposure_down = {asset: Decimal(0) for asset, limit in limits.items() if limit.min is not None}
+        if exposure_up or exposure_down:
+            self._resting_exposure(venue, ctx, exposure_up, exposure_down)
         room_up: dict[str, Decimal] = {}
         room_down: dict[str, Decimal] = {}
         for asset, limit in limits.items():
             position = ctx.positions.get(asset, Decimal(0))
             if limit.max is not None:
-                room_up[asset] = limit.max - position - self._resting_exposure(venue, asset, +1, ctx)
+                room_up[asset] = limit.max - position - exposure_up[asset]
             if limit.min is not None:
-                room_down[asset] = position - limit.min - self._resting_exposure(venue, asset, -1, ctx)
-        kept: list[QuoteTarget] = []
-        for t in sorted(targets, key=lambda t: (t.level, t.symbol, t.side, t.line_id)):
-            base, quote = ctx.assets.get(t.symbol, ("", ""))
-            # Per unit of size, how this order moves each asset when filled.
-            moves = {base: Decimal(t.side.sign), quote: -t.side.sign * t.price}
-            allowed = t.size
-            binding = ""
-            for asset, per_unit in moves.items():
-                room = room_up.get(asset) if per_unit > 0 else room_down.get(asset)
-                if room is None or per_unit == 0:
-                    continue
-                fit = max(Decimal(0), room) / abs(per_unit)
-                if fit < allowed:
-                    allowed, binding = fit, asset
-            resized = self._resized(t, allowed, ctx) if allowed < t.size else t
-            if resized is not t:
-                detail = f"{binding} limit: {t.side} {t.size} would pass it; " + (
-                    f"shrunk to {resized.size}" if resized else "dropped"
-                )
-                bite("position_limit", "warning", t, detail)
-            if resized is None:
-                continue
-            for asset, per_unit in moves.items():
-                if per_unit > 0 and asset in room_up:
-                    room_up[asset] -= per_unit * resized.size
-                elif per_unit < 0 and asset in room_down:
-                    room_down[asset] += per_unit * resized.size
-            kept.append(resized)
-        return kept
+                room_down[asset] = position - limit.min - exposure_down[asset]
+        return room_up, room_down
 
     @staticmethod
-    def _resting_exposure(venue: str, asset: str, direction: int, ctx: RiskContext) -> Decimal:
-        """How far resting orders on other venues move ``asset`` in ``direction`` if all fill."""
-        total = Decimal(0)
+    def _resting_exposure(
+        venue: str, ctx: RiskContext, up: dict[str, Decimal], down: dict[str, Decimal]
+    ) -> None:
+        """Add to ``up``/``down`` (per asset) how far resting orders on other venues move the asset
+        up/down if all fill: a bid raises its base and lowers its quote, an ask the reverse."""
+        prices: dict[str, Decimal | None] = {}
+        assets = ctx.assets
         for (order_venue, symbol, side), qty in ctx.resting.items():
-            if order_venue == venue or qty <= 0:
+            if order_venue == venue or qty <= _ZERO:
                 continue
-            base, quote = ctx.assets.get(symbol, ("", ""))
-            if asset == base and side.sign == direction:
-                total += qty
-            elif asset == quote and -side.sign == direction:
-                price = ctx.reference_prices.get(symbol)
-                if price is None:
-                    continue  # cannot value it; the base-asset limit still counts it
-                total += qty * Decimal(repr(price))  # valued at the reference price
-        return total
+            base, quote = assets.get(symbol, _NO_ASSETS)
+            if side is _BUY:
+                base_side, quote_side = up, down
+            else:
+                base_side, quote_side = down, up
+            if base in base_side:
+                base_side[base] += qty
+            if quote in quote_side:
+                if symbol in prices:
+                    price = prices[symbol]
+                else:
+                    reference = ctx.reference_prices.get(symbol)
+                    # valued at the reference price; without one the base-asset limit still counts it
+                    price = prices[symbol] = None if reference is None else Decimal(repr(reference))
+                if price is not None:
+                    quote_side[quote] += qty * price
 
     # ------------------------------------------------------------------ days and pauses
 
@@ -543,3 +673,12 @@ class RiskEngine:
     def _pause(self, now: float, kind: str, detail: str) -> RiskEvent:
         self._pause_reason = f"{kind}: {detail}"
         return RiskEvent(now, kind, "critical", detail=f"{detail}; all quotes pulled, paused until resumed")
+
+
+def _no_room_is_none(t: QuoteTarget, ctx: RiskContext) -> bool:
+    """True when ``RiskEngine._resized(t, 0, ctx)`` is surely None, so the rounding can be skipped
+    (the common case of a limit with no room left); False when only ``_resized`` can tell (it may
+    raise on odd rules or prices, as it always did)."""
+    rules = ctx.rules.get((t.venue, t.symbol))
+    # size 0 rounds to 0 on any non-zero step and is below every minimum
+    return rules is None or (rules.step != _ZERO and rules.tick != _ZERO and t.price.is_finite())

@@ -146,6 +146,35 @@ def test_price_band_drops_fat_finger_prices_and_unreferenced_symbols() -> None:
     assert next(e for e in events if e.kind == "price_band").severity == "critical"
 
 
+def test_price_band_edge_is_the_float_distance_and_inside_prices_pass() -> None:
+    risk = engine(price_band_bps=100)
+    wanted = TargetSet(
+        "alpha",
+        [
+            target(Side.BUY, "1.9801", "5"),  # 99.5 bps: kept
+            target(Side.SELL, "2.0199", "5"),  # 99.5 bps: kept
+            target(Side.BUY, "1.98", "5", level=1),  # 100.00000000000009 bps as floats: dropped
+            target(Side.SELL, "2.02", "5", level=1),
+        ],
+    )
+    passed, events = risk.check(wanted, context())
+    assert [t.price for t in passed.targets] == [D("1.9801"), D("2.0199")]
+    assert [e.kind for e in events] == ["price_band", "price_band"]
+
+
+def test_a_limit_biting_again_reports_nothing_and_once_released_reports_anew() -> None:
+    risk = engine(position_limits={"BERA": {"max": "100"}}, orders={"max_size": "4"})
+    full = context(positions={"BERA": D(100)})
+    wanted = TargetSet("alpha", [target(Side.BUY, "1.99", "5"), target(Side.SELL, "2.01", "5")])
+    passed, events = risk.check(wanted, full)
+    assert [(t.side, t.size) for t in passed.targets] == [(Side.SELL, D(4))]
+    assert [e.kind for e in events] == ["max_order_size", "max_order_size", "position_limit"]
+    assert "BERA limit: buy 4 would pass it; dropped" in events[2].detail  # after the size cap
+    assert risk.check(wanted, full)[1] == []
+    assert [e.kind for e in risk.check(wanted, context(positions={"BERA": D(0)}))[1]] == []
+    assert [e.kind for e in risk.check(wanted, full)[1]] == ["position_limit"]
+
+
 # ---------------------------------------------------------------- PnL limits
 
 
