@@ -10,8 +10,8 @@ Baselines:
 * ``dict + sort on read``: the same, then sorting to read the top of book after each frame,
   as a book that keeps no sorted index must.
 
-The feed's path, ``apply_delta_numeric`` on levels already parsed as numbers, is compared
-with the dict-only baseline on the same numbers.
+``L2Book`` runs on the compiled side (``strategies/_book_side.c``) when it is built, and the
+same book on the pure-Python side (``PyBookSide``) is measured too.
 
 Also: the cost of reading top-of-book from L2Book after each frame, and of the aggregator's
 combined book over three venues (depth 50) after one venue changed.
@@ -25,8 +25,10 @@ import random
 import time
 from collections.abc import Callable
 
+from strategies import book as book_module
 from strategies.aggregator import Aggregator, CombinedBookSpec
-from strategies.book import L2Book
+from strategies.book import ACCELERATED, L2Book
+from strategies.book_side import PyBookSide
 from strategies.types import BookHealth, SyncState
 
 Frame = tuple[list[list[str]], list[list[str]]]
@@ -83,31 +85,14 @@ def run_l2book(snapshot: Frame, frames: list[Frame], read_top: bool) -> None:
             book.microprice()
 
 
-NumFrame = tuple[list[list[float]], list[list[float]]]
-
-
-def as_numbers(frames: list[Frame]) -> list[NumFrame]:
-    """The frames as the feed hands them over: levels parsed as numbers (``numeric_levels``)."""
-    return [([[float(p), float(q)] for p, q in b], [[float(p), float(q)] for p, q in a]) for b, a in frames]
-
-
-def run_l2book_numeric(snapshot: Frame, frames: list[NumFrame]) -> None:
-    book = L2Book("alpha", "BERA/USDT")
-    book.apply_snapshot(snapshot[0], snapshot[1], 1, 0.0)
-    for seq, (bids, asks) in enumerate(frames, start=2):
-        book.apply_delta_numeric(bids, asks, seq, 0.0)
-
-
-def run_dict_only_numeric(snapshot: Frame, frames: list[NumFrame]) -> None:
-    bids = {float(p): float(q) for p, q in snapshot[0]}
-    asks = {float(p): float(q) for p, q in snapshot[1]}
-    for frame_bids, frame_asks in frames:
-        for side, levels in ((bids, frame_bids), (asks, frame_asks)):
-            for price, qty in levels:
-                if qty > 0.0:
-                    side[price] = qty
-                else:
-                    side.pop(price, None)
+def run_l2book_python(snapshot: Frame, frames: list[Frame]) -> None:
+    """``run_l2book`` on the pure-Python side, whatever the build."""
+    saved = book_module.BookSide
+    book_module.BookSide = PyBookSide
+    try:
+        run_l2book(snapshot, frames, read_top=False)
+    finally:
+        book_module.BookSide = saved
 
 
 def run_dict_only(snapshot: Frame, frames: list[Frame]) -> None:
@@ -167,23 +152,21 @@ def main() -> None:
     t_book_read = timed(lambda: run_l2book(snapshot, frames, read_top=True))
     t_dict = timed(lambda: run_dict_only(snapshot, frames))
     t_sort = timed(lambda: run_dict_sort_on_read(snapshot, frames))
-    numeric = as_numbers(frames)
-    t_num = timed(lambda: run_l2book_numeric(snapshot, numeric))
-    t_dict_num = timed(lambda: run_dict_only_numeric(snapshot, numeric))
+    t_py = timed(lambda: run_l2book_python(snapshot, frames))
 
     rows = [
         ("L2Book.apply_delta", t_book),
         ("L2Book.apply_delta + top read", t_book_read),
         ("baseline: dict only (no order)", t_dict),
         ("baseline: dict + sort on read", t_sort),
-        ("L2Book.apply_delta_numeric (feed)", t_num),
-        ("baseline: dict only, numeric levels", t_dict_num),
+        ("L2Book.apply_delta, Python side", t_py),
     ]
+    print(f"book side: {'compiled' if ACCELERATED else 'pure Python (extension not built)'}")
     for name, seconds in rows:
         print(f"{name:34s} {levels / seconds:>12,.0f} levels/s  {len(frames) / seconds:>10,.0f} frames/s")
     print(f"L2Book vs dict-only baseline:          {t_dict / t_book:.2f}x the throughput")
     print(f"L2Book+read vs dict+sort-on-read:      {t_sort / t_book_read:.1f}x the throughput")
-    print(f"numeric path vs dict-only numeric:     {t_dict_num / t_num:.2f}x the throughput")
+    print(f"compiled side vs Python side:          {t_py / t_book:.2f}x the throughput")
 
     per_combine = bench_aggregator(snapshot, frames, rounds=2_000)
     print(f"aggregator: delta + combined(depth=50) over 3 venues: {per_combine * 1e6:,.0f} µs per call")

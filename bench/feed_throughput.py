@@ -344,11 +344,14 @@ async def run(args: argparse.Namespace, http_port: int, ws_port: int, finals: li
 
     n = args.messages
     m = min(args.ccxt_messages, n)
+    from strategies.book import ACCELERATED
+
     print(f"messages: {n} per run (one symbol, 5-20 levels each; ccxt pro: first {m}), "
           f"client loop: {args.loop}, {args.rounds} interleaved rounds, best round reported")
+    loop_kind = "compiled (strategies/_book_levels.c)" if ACCELERATED else "pure Python (extension not built)"
+    print(f"book level loop: {loop_kind}")
     rates: dict[str, list[float]] = {k: [] for k in ("a", "b", "b2", "a_aio", "b_aio", "b2_aio", "c")}
     rss: dict[str, float] = {}
-    extra = ""
 
     async def measure(key: str, coro: Any) -> None:
         if args.verbose:
@@ -392,12 +395,17 @@ async def run(args: argparse.Namespace, http_port: int, ws_port: int, finals: li
         median = statistics.median(rates[key]) if rates[key] else float("nan")
         print(f"{label:<42} {best[key]:>10,.0f} msg/s  (median {median:>8,.0f})"
               f"   peak RSS so far {rss.get(key, 0.0):.0f} MB")
-    print(f"    mirror: {extra}")
     print()
-    a, c = best["a"], best["c"]
-    for name, b, b2 in (("websockets", best["b"], best["b2"]), ("aiohttp", best["b_aio"], best["b2_aio"])):
-        print(f"{name:>10} transport: (b)/(a) = {b / a:.2f} (target >= 0.60, mirror {b2 / a:.2f});"
-              f"  (b)/(c) = {b / c:.1f}x (target >= 3x, mirror {b2 / c:.1f}x)")
+    c = best["c"]
+    # each transport against its own bare floor: the ratio is what stackmm's processing costs.
+    # The targets are on the websockets feed (the default); aiohttp is for comparison.
+    for name, ak, bk, b2k, note in (
+        ("websockets", "a", "b", "b2", ("target >= 0.60, ", "target >= 3x, ")),
+        ("aiohttp", "a_aio", "b_aio", "b2_aio", ("", "")),
+    ):
+        fa, fb, fb2 = best[ak], best[bk], best[b2k]
+        print(f"{name:>10} transport: (b)/(a) = {fb / fa:.2f} ({note[0]}mirror {fb2 / fa:.2f});"
+              f"  (b)/(c) = {fb / c:.1f}x ({note[1]}mirror {fb2 / c:.1f}x)")
     # The machine is shared and noisy: ratios of rates measured in the same round are the fairer
     # comparison, so report those too (best and median over rounds).
     rounds = min(len(v) for v in rates.values())
@@ -411,7 +419,7 @@ async def run(args: argparse.Namespace, http_port: int, ws_port: int, finals: li
                   f" (mirror {max(of_a2):.2f} / {statistics.median(of_a2):.2f});"
                   f"  (b)/(c) best {max(of_c):.1f}x median {statistics.median(of_c):.1f}x"
                   f" (mirror {max(of_c2):.1f}x / {statistics.median(of_c2):.1f}x)")
-    print(f"transport alone: aiohttp floor / websockets floor = {best['a_aio'] / a:.2f}")
+    print(f"transport alone: aiohttp floor / websockets floor = {best['a_aio'] / best['a']:.2f}")
     print(f"peak RSS of this (client) process: {peak_rss_mb():.0f} MB")
 
 

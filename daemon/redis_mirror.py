@@ -105,7 +105,7 @@ class RedisMirror:
         self._dirty: dict[str, L2Book] = {}
         self._dirty_aggregated: dict[str, CombinedBook | Callable[[], CombinedBook]] = {}
         self._known: dict[str, L2Book] = {}  # every book ever marked: rewritten on heartbeat
-        self._book_keys: dict[tuple[str, str], str] = {}
+        self._keys_by_book: dict[L2Book, str] = {}  # by identity: the live book objects
         self._aggregated_versions: dict[str, int] = {}
         self._trades: deque[Trade] = deque(maxlen=trade_buffer)
         self._wake = asyncio.Event()
@@ -118,13 +118,24 @@ class RedisMirror:
 
     def mark_dirty(self, book: L2Book) -> None:
         """Remember that ``book`` changed; its latest state is written at the next flush."""
-        ident = (book.venue, book.symbol)
-        key = self._book_keys.get(ident)
+        # The feed calls this on every update: one identity lookup, and the writer is woken
+        # only when the first change since its last flush arrives.
+        key = self._keys_by_book.get(book)
         if key is None:
-            key = self._book_keys[ident] = self.keys.book(book.venue, book.symbol)
-            self._known[key] = book
-        self._dirty[key] = book
-        self._wake.set()
+            key = self._register(book)
+        dirty = self._dirty
+        if not dirty:
+            self._wake.set()
+        dirty[key] = book
+
+    def _register(self, book: L2Book) -> str:
+        key = self.keys.book(book.venue, book.symbol)
+        replaced = self._known.get(key)
+        if replaced is not None:
+            self._keys_by_book.pop(replaced, None)  # a new live book for the same venue and symbol
+        self._known[key] = book
+        self._keys_by_book[book] = key
+        return key
 
     def mark_dirty_aggregated(self, symbol: str, combined: CombinedBook | Callable[[], CombinedBook]) -> None:
         """Remember the latest combined book of ``symbol`` for the next flush.
@@ -133,8 +144,10 @@ class RedisMirror:
         merge the combined book only when it is written, at most once per interval, rather than
         on every venue update.
         """
-        self._dirty_aggregated[symbol] = combined
-        self._wake.set()
+        dirty = self._dirty_aggregated
+        if not dirty:
+            self._wake.set()
+        dirty[symbol] = combined
 
     def add_trade(self, trade: Trade) -> None:
         """Queue a trade for its stream; when the buffer is full the oldest is dropped and counted."""

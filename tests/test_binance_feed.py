@@ -12,11 +12,8 @@ import asyncio
 import contextlib
 import random
 
-import orjson
-import pytest
-
 from connectors.backoff import Backoff
-from connectors.binance.feed import BinanceFeed, BinanceFeedConfig, numeric_levels, numeric_levels_text
+from connectors.binance.feed import BinanceFeed, BinanceFeedConfig
 from connectors.feed import wire_symbol
 from strategies.types import Side, SyncState, Trade
 from tests.fixtures.binance_stub import (
@@ -233,35 +230,12 @@ async def test_aiohttp_transport_syncs_follows_gaps_and_reconnects_the_same_way(
         assert feed.books["BTC/USDT"].health.resync_count == 2  # the gap, then the reconnect
 
 
-def test_numeric_levels_turns_level_strings_into_the_same_floats_and_leaves_the_rest() -> None:
-    raw = {
-        "stream": "berausdt@depth@100ms",
-        "data": {"e": "depthUpdate", "E": 1, "s": "BERAUSDT", "U": 5, "u": 7,
-                 "b": [["2.49930000", "0.00000000"], ["0.00001234", "1234.5"]], "a": [["2.5007", "10"]]},
-    }
-    for frame in (orjson.dumps(raw), orjson.dumps(raw).decode()):
-        fast = orjson.loads(numeric_levels(frame) if isinstance(frame, bytes) else numeric_levels_text(frame))
-        data = fast["data"]
-        assert data["b"] == [[float("2.49930000"), 0.0], [float("0.00001234"), 1234.5]]
-        assert data["a"] == [[2.5007, 10]]
-        assert {k: v for k, v in data.items() if k not in "ab"} == {
-            k: v for k, v in raw["data"].items() if k not in "ab"  # type: ignore[attr-defined]
-        }
-    # asks first, and frames without levels, come through as well
-    swapped = b'{"e":"depthUpdate","a":[["3.5","1"]],"b":[]}'
-    assert orjson.loads(numeric_levels(swapped)) == {"e": "depthUpdate", "a": [[3.5, 1]], "b": []}
-    trade = b'{"e":"trade","s":"BERAUSDT","p":"2.5","q":"1","b":88,"a":50}'
-    assert numeric_levels(trade) == trade
-
-
-async def test_a_frame_with_fields_after_the_levels_falls_back_to_the_plain_parse(stub: StubBinance) -> None:
+async def test_a_frame_with_fields_after_the_levels_applies(stub: StubBinance) -> None:
     feed = make_feed(stub, Probe())
     sync = feed._syncs["BERA/USDT"]
     sync.on_snapshot(10, [["1.0", "1"]], [["1.1", "1"]], 0.0)
     frame = (b'{"stream":"berausdt@depth@100ms","data":{"e":"depthUpdate","s":"BERAUSDT","U":11,"u":11,'
              b'"b":[["1.0","5"]],"a":[],"x":"extra"}}')
-    with pytest.raises(orjson.JSONDecodeError):
-        orjson.loads(numeric_levels(frame))  # the unquoted "x" key makes it invalid JSON ...
-    feed._handle_frame(frame)  # ... so the feed parses the original instead
+    feed._handle_frame(frame)
     assert feed.books["BERA/USDT"].bid_qty(1.0) == 5.0
     assert feed.stats.bad_frames == 0

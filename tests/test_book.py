@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 
 import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from strategies import book as book_module
 from strategies.book import L2Book
+from strategies.book_side import BookSide, PyBookSide
 from strategies.types import Side
 
 # ---------------------------------------------------------------- hand-computed values
@@ -220,8 +224,32 @@ _op = st.tuples(st.booleans(), _levels, _levels)
     bps=st.floats(min_value=0.0, max_value=2000.0),
     size=st.floats(min_value=0.01, max_value=200.0),
     numeric=st.booleans(),
+    side_class=st.sampled_from([BookSide, PyBookSide]),
 )
 def test_book_matches_a_brute_force_model_under_random_snapshots_and_deltas(
+    ops: list[tuple[bool, list[list[str]], list[list[str]]]],
+    max_depth: int | None,
+    bps: float,
+    size: float,
+    numeric: bool,
+    side_class: type[PyBookSide],
+) -> None:
+    # both sides: the compiled one the build installs and the Python fallback
+    with _sides(side_class):
+        _check_against_model(ops, max_depth, bps, size, numeric)
+
+
+@contextlib.contextmanager
+def _sides(side_class: type[PyBookSide]) -> Iterator[None]:
+    saved = book_module.BookSide
+    book_module.BookSide = side_class
+    try:
+        yield
+    finally:
+        book_module.BookSide = saved
+
+
+def _check_against_model(
     ops: list[tuple[bool, list[list[str]], list[list[str]]]],
     max_depth: int | None,
     bps: float,
@@ -234,8 +262,8 @@ def test_book_matches_a_brute_force_model_under_random_snapshots_and_deltas(
         if snapshot:
             book.apply_snapshot(bids, asks, seq, float(seq))
         elif numeric:
-            # the feed's path: levels as orjson parses unquoted wire numbers ("0" is the int 0)
-            book.apply_delta_numeric(_as_numbers(bids), _as_numbers(asks), seq, float(seq))
+            # levels as orjson parses unquoted numbers ("0" is the int 0)
+            book.apply_delta(_as_numbers(bids), _as_numbers(asks), seq, float(seq))
         else:
             book.apply_delta(bids, asks, seq, float(seq))
         model.apply(bids, asks, snapshot)
@@ -258,14 +286,17 @@ def test_book_matches_a_brute_force_model_under_random_snapshots_and_deltas(
             assert got is not None and math.isclose(got, expected, rel_tol=1e-9)
 
 
-def test_numeric_delta_takes_int_quantities_keeps_float_keys_and_rejects_extra_fields() -> None:
+def test_delta_takes_numbers_keeps_float_keys_ignores_extra_fields_and_rejects_non_pairs() -> None:
     book = L2Book("alpha", "BERA/USDT")
     book.apply_snapshot([["2.0", "1"]], [["2.1", "1"]], seq=1, ts=1.0)
-    book.apply_delta_numeric([[2, 5], [1.99, 3.5]], [[2.1, 0]], seq=2, ts=2.0)  # "2" and "0" parse as ints
-    assert list(book.bid_levels()) == [(2.0, 5), (1.99, 3.5)]
+    book.apply_delta([[2, 5], [1.99, 3.5]], [[2.1, 0]], seq=2, ts=2.0)  # ints, as orjson parses "2" and "0"
+    assert list(book.bid_levels()) == [(2.0, 5.0), (1.99, 3.5)]
     assert type(book.best_bid()) is float and book.ask_count() == 0
-    book.apply_delta_numeric([[3, 1]], [], seq=3, ts=3.0)  # a new level's price becomes a float key
+    book.apply_delta([[3, 1]], [], seq=3, ts=3.0)  # a new level's price is stored as a float key
     assert type(book.best_bid()) is float and book.best_bid() == 3.0
-    with pytest.raises(ValueError):
-        book.apply_delta_numeric([[2.0, 1.0, 4]], [], seq=4, ts=4.0)
-    assert book.seq == 3  # not applied: the feed's next event reports a gap and resyncs
+    book.apply_delta([["2.5", "1", 4]], [], seq=4, ts=4.0)  # a third field (order count) is ignored
+    assert book.bid_qty(2.5) == 1.0
+    for bad in ([["2.6"]], ["26"], [["x", "1"]], [[None, "1"]]):
+        with pytest.raises((ValueError, TypeError, IndexError)):
+            book.apply_delta(bad, [], seq=5, ts=5.0)  # type: ignore[arg-type]
+    assert book.seq == 4  # not applied: the feed's next event reports a gap and resyncs

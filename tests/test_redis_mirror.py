@@ -238,3 +238,37 @@ async def test_cancelling_a_busy_mirror_always_stops_it(redis_url: str, key_pref
         done, _ = await asyncio.wait([task], timeout=5)
         assert done, f"mirror ignored its cancellation (attempt {i})"
         await mirror.close()
+
+
+async def test_changes_marked_during_a_flush_wake_the_writer_again_and_a_replaced_book_wins(
+    redis_client: aioredis.Redis, redis_url: str, key_prefix: str
+) -> None:
+    # The writer is woken only by the first change after a flush: a change that lands while a
+    # flush is in flight must still be written by the next one, without any further marks.
+    keys = RedisKeys(key_prefix)
+    key = keys.book("alpha", "BERA/USDT")
+    book = _book()
+    aggregator = Aggregator([CombinedBookSpec("BERA/USDT", ["alpha"])])
+    aggregator.update(book)
+    mirror = RedisMirror(redis_url, keys, interval_s=0.01, heartbeat_s=60.0)
+    async with running(mirror):
+        mirror.mark_dirty(book)
+        flushed = mirror.next_flush()
+        await asyncio.wait_for(flushed, 5)
+        for round_no in range(1, 6):
+            book.apply_delta([[1.5, float(round_no)]], [], seq=100 + round_no, ts=1.7e9)
+            mirror.mark_dirty(book)
+            mirror.mark_dirty_aggregated("BERA/USDT", aggregator.combined("BERA/USDT"))
+            await asyncio.wait_for(mirror.drained(), 5)
+            assert int(await redis_client.hget(key, "seq") or 0) == 100 + round_no
+        # a new live book for the same venue and symbol (a rebuilt feed) replaces the old one
+        fresh = _book(mid=3.0)
+        fresh.apply_delta([], [], seq=999, ts=1.7e9)
+        mirror.mark_dirty(fresh)
+        await asyncio.wait_for(mirror.drained(), 5)
+        assert int(await redis_client.hget(key, "seq") or 0) == 999
+        book.apply_delta([[1.5, 9.0]], [], seq=1000, ts=1.7e9)
+        mirror.mark_dirty(book)  # the old object again: registered anew, its latest state written
+        await asyncio.wait_for(mirror.drained(), 5)
+        assert int(await redis_client.hget(key, "seq") or 0) == 1000
+        assert len(mirror._keys_by_book) == 1

@@ -22,7 +22,6 @@ from __future__ import annotations
 import enum
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from strategies.book import L2Book, Level
 
@@ -52,18 +51,14 @@ class DepthSync:
 
     __slots__ = ("_apply", "_bridged", "_buffer", "book", "gap_reason", "synced")
 
-    def __init__(self, book: L2Book, max_buffer: int = 10_000, *, numeric: bool = False) -> None:
+    def __init__(self, book: L2Book, max_buffer: int = 10_000) -> None:
         """``max_buffer`` bounds events kept while waiting for a snapshot (oldest dropped first).
 
         Dropping the oldest is safe: the next snapshot then fails to bridge and is refetched.
-        ``numeric``: events carry levels already parsed as numbers (the native feed's hot
-        path), applied with ``L2Book.apply_delta_numeric``; otherwise levels may be strings.
         """
         self.book = book
         # bound once: the apply is the one call every in-sequence event makes
-        self._apply: Callable[[Any, Any, int, float], None] = (
-            book.apply_delta_numeric if numeric else book.apply_delta
-        )
+        self._apply: Callable[[Levels, Levels, int, float], None] = book.apply_delta
         self.synced = False
         self.gap_reason = ""
         self._bridged = False  # first event after the snapshot applied (strict U == seq + 1 from then on)

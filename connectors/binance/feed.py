@@ -6,10 +6,9 @@ diff events by ``DepthSync`` (Binance's ``U``/``u`` rules). A gap, a reconnect o
 that cannot be bridged marks the book RESYNCING and fetches a new snapshot; a symbol silent
 beyond ``stale_after_s`` is marked STALE until the next in-sequence update arrives.
 
-Hot path (one frame): the level strings are unquoted in the raw bytes (``numeric_levels``)
-so ``orjson.loads`` builds the prices and quantities as floats in C, then a dict lookup of
-the symbol, the sequence check and ``L2Book.apply_delta`` on the level lists exactly as
-orjson built them, then ``on_book``. No logging, no per-level objects of our own.
+Hot path (one frame): ``orjson.loads``, a dict lookup of the symbol, the sequence check and
+``L2Book.apply_delta`` on the level lists exactly as orjson built them (its compiled loop
+converts the price strings), then ``on_book``. No logging, no per-level objects of our own.
 """
 
 from __future__ import annotations
@@ -48,71 +47,6 @@ _loads = orjson.loads
 _IN_SYNC = SyncState.IN_SYNC
 _APPLIED = SyncOutcome.APPLIED
 _GAP = SyncOutcome.GAP
-
-
-def numeric_levels(frame: bytes) -> bytes:
-    """The frame with the price/qty strings of its ``"b":[...]`` and ``"a":[...]`` levels unquoted.
-
-    Binance quotes every level (``["0.0024","10"]``), and converting those strings one by one
-    with ``float()`` costs more than the rest of a diff. As bare JSON numbers orjson parses
-    them to floats in C, correctly rounded, so each level's float is exactly the one
-    ``float("0.0024")`` gives and the book's price keys stay stable. The two level arrays are
-    the last fields of a ``depthUpdate``, bids first: every quote after the bids' key is
-    deleted in one C pass, then the asks' key gets its quotes back (``],a:[`` follows the
-    bids' closing bracket). Should anything else sit there, a key loses its quotes, the JSON
-    is invalid, and the caller parses the original frame instead. Asks before bids take a
-    second pass; frames without both arrays come back unchanged.
-    """
-    head, key, tail = frame.partition(b'"b":[')  # one C call for the find and both slices
-    if not key:
-        return frame
-    tail = tail.translate(None, b'"')
-    fixed = tail.replace(b"],a:[", b'],"a":[', 1)
-    if len(fixed) != len(tail):  # the asks' key was found (and re-quoted) after the bids
-        return head + key + fixed
-    return _numeric_levels_asks_first(frame)
-
-
-def _numeric_levels_asks_first(frame: bytes) -> bytes:
-    a = frame.find(b'"a":[')
-    if a < 0:
-        return frame
-    tail = frame[a + 5 :].translate(None, b'"')
-    fixed = tail.replace(b"],b:[", b'],"b":[', 1)
-    if len(fixed) != len(tail):
-        return frame[: a + 5] + fixed
-    return frame  # one of the arrays is not where expected: leave it to the plain parse
-
-
-def numeric_levels_text(frame: str) -> str:
-    """``numeric_levels`` for a frame already decoded to text (the aiohttp transport)."""
-    b = frame.find('"b":[')
-    if b < 0:
-        return frame
-    tail = frame[b + 5 :].replace('"', "")
-    fixed = tail.replace("],a:[", '],"a":[', 1)
-    if len(fixed) != len(tail):
-        return frame[: b + 5] + fixed
-    a = frame.find('"a":[')
-    if a < 0:
-        return frame
-    tail = frame[a + 5 :].replace('"', "")
-    fixed = tail.replace("],b:[", '],"b":[', 1)
-    if len(fixed) != len(tail):
-        return frame[: a + 5] + fixed
-    return frame
-
-
-def _levels_as_numbers(data: dict[str, Any]) -> None:
-    """Convert a depth event's level strings to floats in place (the rare fallback parse).
-
-    The book's numeric apply path expects numbers; only frames ``numeric_levels`` cannot
-    rewrite come through here.
-    """
-    for side in ("b", "a"):
-        levels = data.get(side)
-        if levels is not None:
-            data[side] = [[float(lv[0]), float(lv[1])] for lv in levels]
 
 
 class SnapshotError(Exception):
@@ -199,8 +133,7 @@ class BinanceFeed:
         self.backoff = backoff or Backoff()
         self.stats = FeedStats()
         self.books: dict[str, L2Book] = {s: L2Book(venue, s, max_depth=max_depth) for s in self.symbols}
-        # numeric: _handle_frame hands DepthSync levels parsed as numbers (numeric_levels)
-        self._syncs = {s: DepthSync(b, self.config.max_buffer, numeric=True) for s, b in self.books.items()}
+        self._syncs = {s: DepthSync(b, self.config.max_buffer) for s, b in self.books.items()}
         self._by_wire = {wire_symbol(s): s for s in self.symbols}
         self._syncs_by_wire = {wire_symbol(s): sync for s, sync in self._syncs.items()}
         # Bound once: the hot path asks it for every frame. The real clock's time() is
@@ -390,10 +323,7 @@ class BinanceFeed:
 
     def _handle_frame(self, frame: bytes | str) -> None:
         # One method for the whole depth path: on this path a Python call costs as much as a level.
-        try:
-            msg = _loads(numeric_levels(frame) if type(frame) is bytes else numeric_levels_text(frame))  # type: ignore[arg-type]
-        except orjson.JSONDecodeError:
-            msg = self._parse_plain(frame)  # not the layout numeric_levels expects: the slow, sure way
+        msg = _loads(frame)
         # Subscripts rather than .get(): a try costs nothing until it catches, a method call does.
         try:
             data = msg["data"]
@@ -421,14 +351,6 @@ class BinanceFeed:
             self.on_book(book)
         elif outcome is _GAP:
             self._on_gap(sync)
-
-    @staticmethod
-    def _parse_plain(frame: bytes | str) -> Any:
-        msg = _loads(frame)
-        data = msg.get("data") if type(msg) is dict else None
-        if type(data) is dict and data.get("e") == "depthUpdate":
-            _levels_as_numbers(data)
-        return msg
 
     def _on_gap(self, sync: DepthSync) -> None:
         book = sync.book
