@@ -9,7 +9,8 @@ stackmm's feed and ccxt pro can sync. In the same run it measures:
   (a) floor: a bare ``websockets`` receive loop that only parses each frame with orjson;
   (b) stackmm: ``BinanceFeed`` applying every message to its ``L2Book`` (U/u checks, health,
       ``on_book``) and registering it with the ``Aggregator``; once without and once with
-      the ``RedisMirror`` (private redis-server; book + aggregated view marked per update);
+      the ``RedisMirror`` (private redis-server; the book marked per update, its aggregated
+      view following it);
       with the default ``websockets`` transport and with the ``aiohttp`` one (b'), whose C
       frame reader is what ccxt pro runs on; (a') is the matching bare aiohttp loop;
   (c) ccxt pro: ``binance.watch_order_book`` on the same stream (URL overrides).
@@ -266,7 +267,9 @@ async def stackmm(
 
     aggregator = Aggregator([CombinedBookSpec(symbol=SYMBOL, venues=["alpha"])])
     mirror = RedisMirror(redis_url, RedisKeys("bench")) if redis_url else None
-    combined = functools.partial(aggregator.combined, SYMBOL, None, 50)
+    if mirror is not None:  # as the daemon wires it: combined views follow their venue books
+        combined = functools.partial(aggregator.combined, venues=None, depth=50)
+        mirror.watch_aggregated(aggregator.feeds, combined)
     done = asyncio.Event()
     marks: dict[str, float] = {}
     update = aggregator.update
@@ -275,7 +278,6 @@ async def stackmm(
         update(book)
         if mirror is not None:
             mirror.mark_dirty(book)
-            mirror.mark_dirty_aggregated(SYMBOL, combined)
         seq = book.seq
         if seq == FIRST_ID - 1:
             marks["start"] = time.perf_counter()

@@ -1,7 +1,8 @@
 """Mirror of the in-memory books and trades to Redis: coalesced, pipelined, never in the feed's way.
 
-The feed calls ``mark_dirty(book)``, ``mark_dirty_aggregated(symbol, combined)`` and
-``add_trade(trade)``: synchronous, O(1), they only remember what changed. ``run()`` flushes
+The feed calls ``mark_dirty(book)`` and ``add_trade(trade)``: synchronous, O(1), they only
+remember what changed; the combined books a venue book feeds follow it (``watch_aggregated``),
+or are marked with ``mark_dirty_aggregated(symbol, combined)``. ``run()`` flushes
 at most once per ``interval_s`` (default 50 ms): every dirty book becomes one ``HSET`` of its
 hash plus one ``PUBLISH`` of its key on ``book_updates``, every buffered trade one
 ``XADD ... MAXLEN ~``, all in one pipelined round trip.
@@ -24,8 +25,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import orjson
@@ -60,6 +62,10 @@ def connect_redis(url: str, timeout_s: float = 2.0) -> aioredis.Redis:
         socket_connect_timeout=timeout_s,
         retry=Retry(NoBackoff(), 0),
     )
+
+
+def _no_combined(symbol: str) -> CombinedBook:
+    raise LookupError(f"no combined view of {symbol}: call watch_aggregated first")
 
 
 @dataclass(slots=True)
@@ -106,6 +112,8 @@ class RedisMirror:
         self._dirty_aggregated: dict[str, CombinedBook | Callable[[], CombinedBook]] = {}
         self._known: dict[str, L2Book] = {}  # every book ever marked: rewritten on heartbeat
         self._keys_by_book: dict[L2Book, str] = {}  # by identity: the live book objects
+        self._feeds: Callable[[L2Book], Iterable[str]] | None = None
+        self._combined_of: Callable[[str], CombinedBook] = _no_combined
         self._aggregated_versions: dict[str, int] = {}
         self._trades: deque[Trade] = deque(maxlen=trade_buffer)
         self._wake = asyncio.Event()
@@ -148,6 +156,18 @@ class RedisMirror:
         if not dirty:
             self._wake.set()
         dirty[symbol] = combined
+
+    def watch_aggregated(
+        self, feeds: Callable[[L2Book], Iterable[str]], combined: Callable[[str], CombinedBook]
+    ) -> None:
+        """Also write, at each flush, the combined book of every symbol a dirty book ``feeds``.
+
+        With ``feeds=aggregator.feeds`` a venue update costs the feed one ``mark_dirty`` call:
+        which combined views it moved is worked out once per flush, and ``combined(symbol)``
+        merges each of them only then.
+        """
+        self._feeds = feeds
+        self._combined_of = combined
 
     def add_trade(self, trade: Trade) -> None:
         """Queue a trade for its stream; when the buffer is full the oldest is dropped and counted."""
@@ -206,6 +226,12 @@ class RedisMirror:
         """Write everything dirty now in one pipeline; on failure keep it for the next attempt."""
         books, self._dirty = self._dirty, {}
         combined, self._dirty_aggregated = self._dirty_aggregated, {}
+        feeds = self._feeds
+        if feeds is not None:
+            for book in books.values():
+                for symbol in feeds(book):
+                    if symbol not in combined:
+                        combined[symbol] = functools.partial(self._combined_of, symbol)
         trades = self._take_trades()
         now = self.clock.time()
         self._last_flush = self.clock.monotonic()

@@ -388,6 +388,10 @@ class Aggregator:
         self._registered[book] = feeds
         return feeds
 
+    def feeds(self, book: L2Book) -> tuple[str, ...]:
+        """The combined symbols a registered live book feeds (empty for one never registered)."""
+        return self._registered.get(book, ())
+
     def book(self, venue: str, symbol: str) -> L2Book | None:
         """The live book of one venue and symbol, if the feed has registered it."""
         return self._books.get((venue, symbol))

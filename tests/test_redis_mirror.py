@@ -17,7 +17,7 @@ from connectors.backoff import Backoff
 from daemon.redis_keys import RedisKeys
 from daemon.redis_mirror import RedisMirror
 from daemon.redis_server import RedisServer
-from strategies.aggregator import Aggregator, CombinedBookSpec
+from strategies.aggregator import Aggregator, CombinedBook, CombinedBookSpec
 from strategies.book import L2Book
 from strategies.types import Side, SyncState, Trade
 
@@ -152,6 +152,38 @@ async def test_aggregated_book_is_mirrored_with_liquidity_shares(
     assert shares["bids"][0] == {"alpha": 0.5, "beta": 0.5}
     assert stored[b"state"] == b"in_sync"
     assert sorted(orjson.loads(stored[b"venues"])) == ["alpha", "beta"]
+
+
+async def test_a_venue_book_marked_dirty_brings_the_combined_books_it_feeds_along(
+    redis_client: aioredis.Redis, redis_url: str, key_prefix: str
+) -> None:
+    keys = RedisKeys(key_prefix)
+    aggregator = Aggregator([
+        CombinedBookSpec(symbol="BERA/USDT", venues=["alpha", "beta"]),
+        CombinedBookSpec(symbol="BTC/USDT", venues=["alpha"]),
+    ])
+    alpha, beta = _book("alpha"), _book("beta")
+    aggregator.update(alpha)
+    aggregator.update(beta)
+    merges: list[str] = []
+
+    def combined(symbol: str) -> CombinedBook:
+        merges.append(symbol)
+        return aggregator.combined(symbol, depth=10)
+
+    mirror = RedisMirror(redis_url, keys, top_n=10)
+    mirror.watch_aggregated(aggregator.feeds, combined)
+    for i in range(50):  # many updates between flushes: one merge per flush
+        alpha.apply_delta([[1.5, float(i + 1)]], [], seq=200 + i, ts=1.7e9)
+        mirror.mark_dirty(alpha)
+    await mirror.flush()
+    assert merges == ["BERA/USDT"]  # only the view alpha's BERA/USDT book feeds
+    stored = await redis_client.hgetall(keys.aggregated_book("BERA/USDT"))
+    assert orjson.loads(stored[b"bids"])[0][1] == 2 * alpha.best_bid_size()
+    assert not await redis_client.exists(keys.aggregated_book("BTC/USDT"))
+    await mirror.flush()
+    assert merges == ["BERA/USDT"]  # nothing dirty, nothing merged
+    await mirror.close()
 
 
 async def test_redis_down_never_blocks_the_feed_and_the_mirror_catches_up(
