@@ -6,8 +6,9 @@ the :class:`RiskEngine` with that file's ``risk:`` section, the volatility watch
 whose venues carry stub order managers (``set_targets`` records the time and the set; no
 network, no Redis, no SQLite). Each update does what the Binance feed does (``L2Book.apply_delta``,
 the health timestamp) and calls ``Daemon._on_book``, the feed's ``on_book`` callback: mirror
-mark, aggregator, aggregated mid -> volatility watch -> risk, ``strategy.on_book``, then per
-target set the risk check and ``OrderManager.set_targets``.
+mark, aggregator (and, with volatility limits configured, the aggregated mid -> volatility watch
+-> risk; this config has none), ``strategy.on_book``, then per target set the risk check and
+``OrderManager.set_targets``.
 
 The config: one TOB line and a 3-level passive ladder on BERA/USDT, a 2-level ladder on BERA/BTC,
 BTC/USDT for conversion, on 3 venues x 3 symbols. Each update is a Binance-like diff of a few
@@ -18,7 +19,7 @@ Figures per update, in microseconds (median, p99, max):
 
 * ``baseline``: applying the delta to the book alone — the cost every consumer of the feed pays
   anyway, measured in the same run;
-* ``aggregate``: ``_on_book`` up to the strategy (aggregator, aggregated mid, volatility/risk);
+* ``aggregate``: ``_on_book`` up to the strategy (aggregator; volatility watch when configured);
 * ``strategy``: ``StackedStrategy.on_book`` inside ``_on_book`` (timed by a thin wrapper);
 * ``risk+hand``: strategy return -> the last ``set_targets`` of the update returned (risk
   context and check per target set, hand-off);

@@ -20,11 +20,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import os
 import signal
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from random import Random
 from typing import Any, Literal
@@ -47,9 +46,12 @@ from daemon.risk_gate import (
     AGGREGATED_MID,
     RELEASING_KINDS,
     WIDENING_KINDS,
+    Exposure,
     MarketSnapshot,
     event_dict,
+    market_assets,
     market_snapshot,
+    pending_exposure,
     risk_config,
     risk_context,
 )
@@ -60,7 +62,7 @@ from daemon.supervisor import RestartPolicy, Supervisor
 from daemon.systemd import Notifier
 from daemon.venues import VENUE_ERRORS, Feed, VenueRuntime, build_feed, ccxt_config_for, resolve_credentials
 from daemon.volatility import VolatilityWatch
-from strategies.aggregator import Aggregator, CombinedBook, CombinedBookSpec
+from strategies.aggregator import Aggregator, CombinedBookSpec
 from strategies.book import L2Book
 from strategies.clock import Clock, SystemClock
 from strategies.config import StrategyConfig
@@ -110,8 +112,8 @@ class Daemon:
         self.volatility: VolatilityWatch | None = None
         self._raw_targets: dict[str, TargetSet] = {}  # venue -> the strategy's latest, before limits
         self._rules: dict[tuple[str, str], MarketRules] = {}
+        self._assets: dict[str, tuple[str, str]] = {}  # symbol -> (base, quote) of self._rules
         self.aggregator: Aggregator | None = None
-        self._combined_views: dict[str, Callable[[], CombinedBook]] = {}
         self.venues: dict[str, VenueRuntime] = {}
         self.supervisor = Supervisor(RestartPolicy(), on_give_up=self._on_give_up)
         self.pnl = PnlTracker()  # primary quote set from the config at start
@@ -122,6 +124,7 @@ class Daemon:
         self._stop = asyncio.Event()
         self._timer_wake = asyncio.Event()
         self._last_targets: dict[str, TargetSet] = {}
+        self._handed: dict[str, Exposure] = {}  # venue -> pending_exposure(self._last_targets[venue])
         self._trade_buffer: list[Trade] = []
         self._status_line = ""
         self._started_mono = time.monotonic()
@@ -226,6 +229,7 @@ class Daemon:
         loaded the market rules: rules, strategy, risk engine, volatility watch, aggregator.
         No I/O (``bench/strategy_latency.py`` builds the event path with it)."""
         self._rules = self._market_rules()
+        self._assets = market_assets(self._rules)
         self.strategy = self._build_strategy(config, self._rules)
         self.risk = RiskEngine(risk, self.clock)
         self.volatility = self._volatility_watch(risk)
@@ -233,9 +237,10 @@ class Daemon:
             CombinedBookSpec(symbol, [v for v, vc in config.venues.items() if symbol in vc.symbols])
             for symbol in sorted({s for vc in config.venues.values() for s in vc.symbols})
         ])
-        self._combined_views = {
-            symbol: functools.partial(self.aggregator.combined, symbol) for symbol in self.aggregator
-        }
+        if self.mirror is not None:
+            # a venue book's update marks the combined views it feeds; each is merged only when
+            # the mirror writes it (at most once per interval): a full merge costs ~0.3 ms
+            self.mirror.watch_aggregated(self.aggregator.feeds, self.aggregator.combined)
         return self.strategy
 
     def _volatility_watch(self, risk: RiskConfig) -> VolatilityWatch:
@@ -332,13 +337,7 @@ class Daemon:
             self.mirror.mark_dirty(book)
         if self.aggregator is not None:
             for symbol in self.aggregator.update(book):
-                if self.mirror is not None:
-                    # merged only when the mirror writes it (at most once per interval): a full
-                    # merge costs ~0.3 ms, far more than the update that triggered it
-                    self.mirror.mark_dirty_aggregated(symbol, self._combined_views[symbol])
-                mid = reference_price(AGGREGATED_MID, self.aggregator, symbol, self.clock.time()).value
-                if mid is not None:
-                    self._on_mid(symbol, mid)
+                self._on_aggregated(symbol)
         if self.strategy is not None:
             self._dispatch(self.strategy.on_book(book))
 
@@ -349,10 +348,14 @@ class Daemon:
             self._risk_events(self.risk.on_book_health(book.venue, book.symbol, book.health))
         self._on_book(book)  # an unusable book pulls its quotes in the same iteration
 
-    def _on_mid(self, symbol: str, mid: float) -> None:
-        """The aggregated mid moved: volatility estimate -> risk limits (widen, stop, resume)."""
-        watch, risk = self.volatility, self.risk
-        if watch is None or risk is None or not watch.enabled:
+    def _on_aggregated(self, symbol: str) -> None:
+        """The aggregated book changed: its mid -> volatility estimate -> risk limits (widen, stop,
+        resume). The mid feeds nothing else, so it is not worked out without a volatility limit."""
+        watch, risk, aggregator = self.volatility, self.risk, self.aggregator
+        if watch is None or risk is None or aggregator is None or not watch.enabled:
+            return
+        mid = reference_price(AGGREGATED_MID, aggregator, symbol, self.clock.time()).value
+        if mid is None:
             return
         sigma_bps = watch.on_mid(symbol, mid, self.clock.time())
         if sigma_bps is not None:
@@ -413,18 +416,25 @@ class Daemon:
     def _apply(self, targets: TargetSet, snapshot: MarketSnapshot | None = None) -> None:
         checked = targets
         if self.risk is not None:
-            context = risk_context(snapshot or self._market_snapshot(), self._last_targets)
+            context = risk_context(snapshot or self._market_snapshot(), self._handed)
             checked, events = self.risk.check(targets, context)
             self._risk_events(events, recheck=False)
         if self.stopping or (self.paused and checked.targets):
             return  # nothing new is placed while paused or stopping
-        self._last_targets[checked.venue] = checked
+        self._hand_on(checked)
         runtime = self.venues.get(checked.venue)
         if runtime is not None and runtime.orders is not None:
             runtime.orders.set_targets(checked)
 
+    def _hand_on(self, targets: TargetSet) -> None:
+        """Record the set handed to its venue's manager (the next risk checks count it)."""
+        self._last_targets[targets.venue] = targets
+        self._handed[targets.venue] = pending_exposure(targets)
+
     def _market_snapshot(self) -> MarketSnapshot:
-        return market_snapshot(self.strategy, self.venues, self.aggregator, self._rules, self.clock.time())
+        return market_snapshot(
+            self.strategy, self.venues, self.aggregator, self._rules, self._assets, self.clock.time()
+        )
 
     def _risk_events(self, events: list[RiskEvent], recheck: bool = True) -> None:
         """Report limit events; when one starts or stops pulling quotes, re-check every venue."""
@@ -456,7 +466,7 @@ class Daemon:
         now = self.clock.time()
         for name, runtime in self.venues.items():
             empty = TargetSet(name, [], now)
-            self._last_targets[name] = empty
+            self._hand_on(empty)
             if runtime.orders is not None:
                 runtime.orders.set_targets(empty)
 

@@ -3,10 +3,10 @@ risk events change what the strategy or the order managers must do."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
@@ -18,6 +18,10 @@ from strategies.reference import ReferenceKind, ReferenceSpec, reference_price
 from strategies.risk import RiskConfig, RiskContext, RiskEvent
 from strategies.stacked import StackedStrategy
 from strategies.types import BookHealth, MarketRules, Side, TargetSet
+
+K = TypeVar("K")
+V = TypeVar("V")
+_ZERO = Decimal(0)  # shared: a Decimal is immutable
 
 # the aggregated mid (best bid and ask across every usable book): the reference of risk checks
 # and of volatility limits, independent of any line's own reference
@@ -52,21 +56,62 @@ def base_quote(symbol: str) -> tuple[str, str]:
     return base, quote
 
 
+class OnDemand(Mapping[K, V]):
+    """A mapping over fixed keys whose values are worked out on first read (a key whose value
+    is None is absent). A check reads only what its targets need: the reference of their
+    symbols, the position of limited assets. Nothing read changes during one synchronous
+    dispatch, so a later read gives what an eager one would have."""
+
+    __slots__ = ("_compute", "_keys", "_values")
+
+    def __init__(self, keys: Iterable[K], compute: Callable[[K], V | None]) -> None:
+        self._keys = dict.fromkeys(keys)
+        self._compute = compute
+        self._values: dict[K, V | None] = {}
+
+    def get(self, key: K, default: V | None = None) -> V | None:  # type: ignore[override]
+        values = self._values
+        if key in values:
+            value = values[key]
+        elif key in self._keys:
+            value = values[key] = self._compute(key)
+        else:
+            return default
+        return default if value is None else value
+
+    def __getitem__(self, key: K) -> V:
+        value = self.get(key)
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def __iter__(self) -> Iterator[K]:
+        return iter([key for key in self._keys if self.get(key) is not None])
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
 @dataclass(frozen=True, slots=True)
 class MarketSnapshot:
     """What a risk check reads that cannot change during one synchronous dispatch.
 
     Positions and open orders change only when an order manager's task runs, books only when a
     feed's does; so every target set of one book update is checked against one snapshot, and
-    only the targets already handed on (``last_targets``) differ between them.
+    only the targets already handed on differ between them.
     """
 
-    positions: dict[str, Decimal]
+    positions: OnDemand[str, Decimal]
     open_resting: dict[tuple[str, str, Side], Decimal]
-    references: dict[str, float]
+    references: OnDemand[str, float]
     health: dict[tuple[str, str], BookHealth]
-    assets: dict[str, tuple[str, str]]
+    assets: Mapping[str, tuple[str, str]]
     rules: Mapping[tuple[str, str], MarketRules]
+
+
+def market_assets(rules: Mapping[tuple[str, str], MarketRules]) -> dict[str, tuple[str, str]]:
+    """Symbol -> (base, quote) of every market with rules."""
+    return {symbol: base_quote(symbol) for (_, symbol) in rules}
 
 
 def market_snapshot(
@@ -74,14 +119,23 @@ def market_snapshot(
     venues: Mapping[str, VenueRuntime],
     aggregator: Aggregator | None,
     rules: Mapping[tuple[str, str], MarketRules],
+    assets: Mapping[str, tuple[str, str]],
     now: float,
 ) -> MarketSnapshot:
-    """Positions, our open orders, reference prices (aggregated mids) and book health at ``now``."""
-    positions: dict[str, Decimal] = {}
-    if strategy is not None:
-        config = strategy.config
-        for asset in (config.base, *config.quotes):
-            positions[asset] = sum((r.position(asset) for r in venues.values()), Decimal(0))
+    """Positions, our open orders, reference prices (aggregated mids) and book health at ``now``;
+    ``assets`` is ``market_assets(rules)``."""
+
+    def position(asset: str) -> Decimal:
+        return sum((runtime.position(asset) for runtime in venues.values()), Decimal(0))
+
+    def aggregated_mid(symbol: str) -> float | None:
+        # the risk check's reference, independent of the strategy's own: a fat-finger guard.
+        # Best bid and ask across usable books, not a full merge: this runs on every book update
+        assert aggregator is not None  # no keys without one
+        return reference_price(AGGREGATED_MID, aggregator, symbol, now).value
+
+    config = strategy.config if strategy is not None else None
+    positions = OnDemand((config.base, *config.quotes) if config is not None else (), position)
     resting: dict[tuple[str, str, Side], Decimal] = {}
     health: dict[tuple[str, str], BookHealth] = {}
     for runtime in venues.values():
@@ -90,30 +144,32 @@ def market_snapshot(
             resting[key] = resting.get(key, Decimal(0)) + order.remaining
         for symbol, book in (runtime.feed.books.items() if runtime.feed is not None else ()):
             health[(runtime.name, symbol)] = book.health
-    references: dict[str, float] = {}
-    if aggregator is not None:
-        # the aggregated mid, independent of the strategy's own reference: a fat-finger guard.
-        # Best bid and ask across usable books, not a full merge: this runs on every book update
-        for symbol in aggregator.specs:
-            mid = reference_price(AGGREGATED_MID, aggregator, symbol, now).value
-            if mid is not None:
-                references[symbol] = mid
-    assets = {symbol: base_quote(symbol) for (_, symbol) in rules}
-    return MarketSnapshot(positions, resting, references, health, assets, rules)
+    mids = OnDemand(aggregator.specs if aggregator is not None else (), aggregated_mid)
+    return MarketSnapshot(positions, resting, mids, health, assets, rules)
 
 
-def risk_context(snapshot: MarketSnapshot, last_targets: Mapping[str, TargetSet]) -> RiskContext:
-    """What the risk check needs to know now: the snapshot plus the targets already handed on."""
+Exposure = dict[tuple[str, str, Side], Decimal]  # (venue, symbol, side) -> quantity
+
+
+def pending_exposure(targets: TargetSet) -> Exposure:
+    """What a target set handed to a venue's manager would rest, per (venue, symbol, side)."""
+    venue = targets.venue
+    pending: Exposure = {}
+    for target in targets.targets:
+        key = (venue, target.symbol, target.side)
+        pending[key] = pending.get(key, _ZERO) + target.size
+    return pending
+
+
+def risk_context(snapshot: MarketSnapshot, handed: Mapping[str, Exposure]) -> RiskContext:
+    """What the risk check needs to know now: the snapshot plus the targets already handed on
+    (``handed``: venue -> ``pending_exposure`` of its last set)."""
     resting = dict(snapshot.open_resting)
     # targets handed to a manager are not open orders until its worker has sent them:
     # count a venue's exposure as the larger of what rests and what is on its way
-    for venue, targets in last_targets.items():
-        pending: dict[tuple[str, str, Side], Decimal] = {}
-        for target in targets.targets:
-            key = (venue, target.symbol, target.side)
-            pending[key] = pending.get(key, Decimal(0)) + target.size
+    for pending in handed.values():
         for key, qty in pending.items():
-            resting[key] = max(resting.get(key, Decimal(0)), qty)
+            resting[key] = max(resting.get(key, _ZERO), qty)
     return RiskContext(
         snapshot.positions, resting, snapshot.references, snapshot.health, snapshot.assets, snapshot.rules
     )

@@ -56,7 +56,8 @@ _BiteKey = tuple[str, str, str, Side, str, int]
 # check()'s orders: per-order limits by symbol (each symbol's constants looked up once), then
 # position room in ladder order (level 0 first); equal keys keep the strategy's order
 _ORDER_KEY = attrgetter("symbol", "side", "level", "line_id")
-_LADDER_KEY = attrgetter("level", "symbol", "side", "line_id")
+# ladder order is (level, symbol, side, line_id): from _ORDER_KEY order, a stable sort by level
+_LEVEL = attrgetter("level")
 _ZERO = Decimal(0)
 _NO_ASSETS = ("", "")  # a symbol missing from RiskContext.assets
 _BUY = Side.BUY  # module constants: an enum member lookup costs more than a global one
@@ -206,6 +207,8 @@ class RiskEngine:
         self._pause_reason: str | None = None
         self._pending: list[RiskEvent] = []
         self._active: set[_BiteKey] = set()  # limits biting at the last check
+        # symbol -> (reference, inner band edges): the checks of one dispatch share a reference
+        self._bands: dict[str, tuple[float, Decimal, Decimal]] = {}
         # PnL
         self._last_pnl: float | None = None
         self._peak: float | None = None
@@ -409,7 +412,8 @@ class RiskEngine:
             kept = self._per_order(targets.targets, ctx, now, events, seen)
             if self.config.position_limits:
                 kept = self._position_limits(venue, kept, ctx, now, events, seen)
-        self._active = {key for key in self._active if key[1] != venue} | seen
+        if self._active or seen:
+            self._active = {key for key in self._active if key[1] != venue} | seen
         return TargetSet(targets.venue, kept, targets.created_ts), events
 
     def _per_order(
@@ -456,8 +460,12 @@ class RiskEngine:
                 if reference is not None and (not math.isfinite(reference) or reference <= 0):
                     reference = None
                 if reference is not None and use_inner:
-                    inner_low = Decimal(reference * (1.0 - inner))
-                    inner_high = Decimal(reference * (1.0 + inner))
+                    band_edges = self._bands.get(symbol)
+                    if band_edges is None or band_edges[0] != reference:
+                        low, high = Decimal(reference * (1.0 - inner)), Decimal(reference * (1.0 + inner))
+                        band_edges = (reference, low, high)
+                        self._bands[symbol] = band_edges
+                    _, inner_low, inner_high = band_edges
                 else:
                     inner_low, inner_high = _NEVER_LOW, _NEVER_HIGH
                 limits = config.symbols.get(symbol, config.orders)
@@ -544,7 +552,7 @@ class RiskEngine:
         current: str | None = None
         base = quote = ""
         base_up = base_down = quote_tracked = False
-        for t in sorted(targets, key=_LADDER_KEY):
+        for t in sorted(targets, key=_LEVEL):  # targets: _per_order's, in _ORDER_KEY order
             if t.price.is_nan():  # no order without a price; as the position maths always said
                 raise InvalidOperation([InvalidOperation])
             if t.symbol != current:

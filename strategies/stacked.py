@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import operator
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -163,13 +164,15 @@ class _Market:
         "passive",
         "pending_asks",
         "pending_bids",
+        "quote",
         "stale_after_s",
         "tob",
     )
 
-    def __init__(self, grid: TickGrid, stale_after_s: float) -> None:
+    def __init__(self, grid: TickGrid, stale_after_s: float, quote: str) -> None:
         self.grid = grid
         self.stale_after_s = stale_after_s
+        self.quote = quote  # the asset prices are in
         self.book: L2Book | None = None
         self.tob: list[TobLine] = []
         self.passive: list[PassiveLine] = []
@@ -181,9 +184,11 @@ class _Market:
 
     def set_last(self, targets: list[QuoteTarget]) -> None:
         """Record the market's latest targets (and, per price, what they will rest)."""
-        self.last = targets
-        if self.tob:  # only TOB pricing looks for our own levels in the book
+        # only TOB pricing looks for our own levels in the book; the very same targets as
+        # before give the same maps
+        if self.tob and not _same(targets, self.last):
             self.pending_bids, self.pending_asks = _pending(targets, self.grid)
+        self.last = targets
 
 
 class StackedStrategy:
@@ -226,6 +231,8 @@ class StackedStrategy:
         self._last_sets: dict[str, list[QuoteTarget]] = {v: [] for v in config.venues}
         self._skews: dict[str, tuple[tuple[Any, ...], InventorySkew, InventorySkew]] = {}
         self._shapes: dict[tuple[str, str], LineShape] = {}  # (line id, venue) -> last shape
+        # (line id, venue) -> the inputs of its last shape (volume, lean, widening) and the shape
+        self._shape_inputs: dict[tuple[str, str], tuple[float, InventorySkew, float, LineShape]] = {}
         self._spread_factors: dict[str, float] = {}  # symbol -> risk widening (absent: 1)
         self._stats_ts = 0.0  # when the targets last changed
         self._active: dict[tuple[str, str], int] = {}  # (line id, venue) -> resting orders
@@ -258,12 +265,33 @@ class StackedStrategy:
                 else:
                     market.passive.append(PassiveLine(line, venue, market.grid, self._rng, t0))
         self._traded = frozenset(symbol for (_, symbol) in self._markets)  # symbols some line quotes
+        # fixed from here on: the markets of each symbol and venue (in _markets order), and the
+        # references each symbol's update recomputes (the strategy's, then the lines' own)
+        self._symbol_markets: dict[str, list[Market]] = {}
+        self._venue_markets: dict[str, list[_Market]] = {venue: [] for venue in config.venues}
+        for (venue, symbol), market in self._markets.items():
+            self._symbol_markets.setdefault(symbol, []).append((venue, symbol))
+            self._venue_markets[venue].append(market)
+        self._reference_specs: dict[str, list[tuple[str, ReferenceSpec]]] = {}
+        self._symbol_calibrators: dict[str, list[tuple[str, Calibrator]]] = {}
+        for symbol in self._traded:
+            self._reference_specs[symbol] = [(symbol, self._reference)] + [
+                (f"{symbol}#{line_id}", spec)
+                for line_id, spec in self._line_refs.items()
+                if self.lines[line_id].symbol == symbol
+            ]
+            self._symbol_calibrators[symbol] = [
+                (line_id, calibrator)
+                for line_id, calibrator in self._calibrators.items()
+                if self.lines[line_id].symbol == symbol
+            ]
 
     def _market(self, venue: str, symbol: str, rules: MarketRules) -> _Market:
         key = (venue, symbol)
         market = self._markets.get(key)
         if market is None:
-            market = _Market(TickGrid(rules), self.config.venues[venue].stale_after_s)
+            quote = symbol.partition("/")[2]
+            market = _Market(TickGrid(rules), self.config.venues[venue].stale_after_s, quote)
             self._markets[key] = market
         return market
 
@@ -300,13 +328,10 @@ class StackedStrategy:
         self._update_rate(book)
         if self._paused or not self._symbol_traded(symbol):
             return []
-        changed_ref = self._update_references(symbol)
-        if changed_ref:
+        if self._update_references(symbol):
             # the reference moves every venue's passive ladder in this symbol
-            dirty = [k for k in self._markets if k[1] == symbol]
-        else:
-            dirty = [key] if market is not None else []
-        return self._requote(dirty)
+            return self._requote(self._symbol_markets[symbol])
+        return self._requote([key] if market is not None else [])
 
     def on_trade(self, trade: Trade) -> None:
         """A public trade: volume statistics and the pricing models' arrival-rate calibration."""
@@ -403,7 +428,7 @@ class StackedStrategy:
             self._spread_factors[symbol] = factor
         if self._paused:
             return []
-        return self._requote([k for k in self._markets if k[1] == symbol])
+        return self._requote(self._symbol_markets.get(symbol, []))
 
     def spread_factor(self, symbol: str) -> float:
         """The widening ``set_spread_factor`` put on ``symbol`` (1 when none)."""
@@ -466,13 +491,7 @@ class StackedStrategy:
         books = self._books_by_symbol.get(symbol, {})
         now = self._clock.time()
         changed = False
-        specs: list[tuple[str, ReferenceSpec]] = [(symbol, self._reference)]
-        specs += [
-            (f"{symbol}#{line_id}", spec)
-            for line_id, spec in self._line_refs.items()
-            if self.lines[line_id].symbol == symbol
-        ]
-        for name, spec in specs:
+        for name, spec in self._reference_specs[symbol]:
             ref = reference_price(spec, books, symbol, now)
             old = self._refs.get(name)
             if old is None or old.value != ref.value:
@@ -483,11 +502,10 @@ class StackedStrategy:
             if value is not None:
                 self.inventory.on_mark(value)
         if changed:
-            for line_id, calibrator in self._calibrators.items():
-                if self.lines[line_id].symbol == symbol:
-                    line_ref = self._refs.get(f"{symbol}#{line_id}", self._refs[symbol])
-                    if line_ref.value is not None:
-                        calibrator.on_mid(line_ref.value, now)
+            for line_id, calibrator in self._symbol_calibrators[symbol]:
+                line_ref = self._refs.get(f"{symbol}#{line_id}", self._refs[symbol])
+                if line_ref.value is not None:
+                    calibrator.on_mid(line_ref.value, now)
         return changed
 
     def _volume_coefficient(self, market: Market) -> float:
@@ -501,21 +519,33 @@ class StackedStrategy:
         self._volume_cache[market] = (now, value)
         return value
 
-    def _skew_for(self, quote: str) -> InventorySkew:
-        # the lean moves only with holdings, cost basis, mark (no-loss prices) and rates
+    def _skews_for(self, quote: str) -> tuple[InventorySkew, InventorySkew]:
+        """The inventory's lean on quotes in ``quote``, and the same without the lean (the
+        permissions and no-loss prices still bind every line)."""
+        # the lean moves only with holdings and cost basis (version), the inventory price
+        # (no-loss prices) and the rate of ``quote``: all that InventoryManager.skew reads
         inv = self.inventory
-        key = (inv.version, inv.mark, inv.rate(quote))
+        key = (inv.version, inv.inventory_price(), inv.rate(quote))
         cached = self._skews.get(quote)
-        if cached is not None and cached[0] == key:
-            return cached[1]
-        skew = inv.skew(quote)
-        self._skews[quote] = (key, skew, _neutral_like(skew))
-        return skew
+        if cached is None or cached[0] != key:
+            skew = inv.skew(quote)
+            cached = self._skews[quote] = (key, skew, _neutral_like(skew))
+        return cached[1], cached[2]
 
-    def _neutral_for(self, quote: str) -> InventorySkew:
-        """No lean, but the inventory's permissions and no-loss prices (they bind every line)."""
-        self._skew_for(quote)
-        return self._skews[quote][2]
+    def _shape(
+        self, line_id: str, venue: str, volume: float, config: TobLineConfig | PassiveLineConfig,
+        lean: InventorySkew, widen: float,
+    ) -> LineShape:
+        """The line's shape on ``venue`` (the same object while its inputs hold)."""
+        key = (line_id, venue)
+        cached = self._shape_inputs.get(key)
+        if cached is not None and cached[0] == volume and cached[1] is lean and cached[2] == widen:
+            shape = cached[3]
+        else:
+            shape = _widened(line_shape(volume, config.volume_spread, config.volume_size, lean), widen)
+            self._shape_inputs[key] = (volume, lean, widen, shape)
+        self._shapes[key] = shape
+        return shape
 
     def _quote_market(self, key: Market, market: _Market) -> list[QuoteTarget]:
         venue, symbol = key
@@ -525,9 +555,7 @@ class StackedStrategy:
             return []
         if book.is_crossed():
             return []  # a crossed local book means missed updates: do not price off it
-        quote = symbol.partition("/")[2]
-        skew = self._skew_for(quote)
-        neutral = self._neutral_for(quote)
+        skew, neutral = self._skews_for(market.quote)
         volume = self._volume_coefficient(key)
         own_bids, own_asks = market.open_bids, market.open_asks
         pending_bids, pending_asks = market.pending_bids, market.pending_asks
@@ -538,10 +566,7 @@ class StackedStrategy:
             if ref is None or ref.value is None:
                 break
             cfg = tob.config
-            shape = _widened(line_shape(
-                volume, cfg.volume_spread, cfg.volume_size, skew if cfg.inventory_skew else neutral
-            ), widen)
-            self._shapes[(cfg.id, venue)] = shape
+            shape = self._shape(cfg.id, venue, volume, cfg, skew if cfg.inventory_skew else neutral, widen)
             targets.extend(
                 tob.quote(book, ref.value, shape, now, own_bids, own_asks, pending_bids, pending_asks)
             )
@@ -550,13 +575,11 @@ class StackedStrategy:
             if line_ref is None or line_ref.value is None:
                 continue
             cfg_p = passive.config
-            shape = _widened(line_shape(
-                volume, cfg_p.volume_spread, cfg_p.volume_size, skew if cfg_p.inventory_skew else neutral
-            ), widen)
-            self._shapes[(cfg_p.id, venue)] = shape
+            lean = skew if cfg_p.inventory_skew else neutral
+            shape = self._shape(cfg_p.id, venue, volume, cfg_p, lean, widen)
             model = self._model_quote(cfg_p, line_ref.value, now) if cfg_p.pricing is not None else None
             targets.extend(passive.quote(book, line_ref.value, shape, now, own_bids, own_asks, model))
-        return _uncross(targets, self.inventory.coefficient())
+        return _uncross(targets, self.inventory)
 
     def _model_quote(self, line: PassiveLineConfig, reference: float, now: float) -> ModelQuote | None:
         """The line's pricing-model quote around ``reference`` (None: static spread fallback).
@@ -605,9 +628,8 @@ class StackedStrategy:
 
     def _venue_set(self, venue: str, now: float) -> TargetSet:
         targets: list[QuoteTarget] = []
-        for (v, _), market in self._markets.items():
-            if v == venue:
-                targets.extend(market.last)
+        for market in self._venue_markets[venue]:
+            targets.extend(market.last)
         return TargetSet(venue, targets, now)
 
     def _refresh_line_stats(self) -> None:
@@ -705,31 +727,43 @@ def _order_fields(order: OpenOrder) -> tuple[str | None, Side, Decimal, float, s
     )
 
 
+def _same(a: list[QuoteTarget], b: list[QuoteTarget]) -> bool:
+    """True when both lists hold the very same target objects in the same order."""
+    return len(a) == len(b) and all(map(operator.is_, a, b))
+
+
 def _pending(last: list[QuoteTarget], grid: TickGrid) -> tuple[dict[int, float], dict[int, float]]:
     """Our latest targets per price (ticks) and side: orders that may rest already."""
     bids: dict[int, float] = {}
     asks: dict[int, float] = {}
+    buy = Side.BUY
+    tick = grid.tick
     for t in last:
-        side = bids if t.side is Side.BUY else asks
-        ticks = grid.ticks(float(t.price))
+        side = bids if t.side is buy else asks
+        ticks = round(float(t.price) / tick)  # grid.ticks, inline: it runs per target per update
         side[ticks] = side.get(ticks, 0.0) + float(t.size)
     return bids, asks
 
 
-def _uncross(targets: list[QuoteTarget], coefficient: float) -> list[QuoteTarget]:
+def _uncross(targets: list[QuoteTarget], inventory: InventoryManager) -> list[QuoteTarget]:
     """Quotes of different lines on one market never cross: the growing side yields.
 
-    Long (c ≥ 0): bids at or above our lowest ask are dropped; short: asks at or below our
-    highest bid are dropped.
+    Long (inventory coefficient c ≥ 0): bids at or above our lowest ask are dropped; short:
+    asks at or below our highest bid are dropped.
     """
-    bids = [t.price for t in targets if t.side is Side.BUY]
-    asks = [t.price for t in targets if t.side is Side.SELL]
-    if not bids or not asks or max(bids) < min(asks):
+    highest_bid: Decimal | None = None
+    lowest_ask: Decimal | None = None
+    for t in targets:
+        price = t.price
+        if t.side is Side.BUY:
+            if highest_bid is None or price > highest_bid:
+                highest_bid = price
+        elif lowest_ask is None or price < lowest_ask:
+            lowest_ask = price
+    if highest_bid is None or lowest_ask is None or highest_bid < lowest_ask:
         return targets
-    if coefficient >= 0.0:
-        lowest_ask = min(asks)
+    if inventory.coefficient() >= 0.0:
         return [t for t in targets if t.side is Side.SELL or t.price < lowest_ask]
-    highest_bid = max(bids)
     return [t for t in targets if t.side is Side.BUY or t.price > highest_bid]
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import aiosqlite
+import orjson
 import pytest
 import redis.asyncio as aioredis
 
@@ -164,11 +165,17 @@ async def test_a_killed_redis_does_not_stop_quoting_and_the_mirror_recovers(
         client = aioredis.Redis.from_url(server.url, decode_responses=True)
         try:
             async def mirrored_again() -> bool:
-                return bool(await client.exists(keys.book("alpha", SYMBOL), keys.health) == 2)
+                # the venue books and the aggregated book they feed (written with them)
+                found = await client.exists(
+                    keys.book("alpha", SYMBOL), keys.aggregated_book(SYMBOL), keys.health
+                )
+                return bool(found == 3)
 
             await until(mirrored_again)
             snap = await read_status(client, keys)
             assert snap.alive and snap.quotes
+            aggregated = await client.hgetall(keys.aggregated_book(SYMBOL))
+            assert sorted(orjson.loads(aggregated["venues"])) == ["alpha", "beta"]
         finally:
             await client.aclose()
         assert any(e.get("event") == "redis_mirror_unavailable" for e in daemon.events())

@@ -36,24 +36,23 @@ class TickGrid:
 
     def floor_ticks(self, price: float) -> int:
         """Ticks of the highest grid price at or below ``price`` (a bid's safe rounding)."""
-        units = price / self.tick
+        tick = self.tick
+        units = price / tick
         nearest = round(units)
-        if self._on_grid(price, nearest):
+        # within a few ulps of a grid price: float noise of the arithmetic (as MarketRules
+        # snaps), never a distance a caller meant (a relative epsilon would swallow tiny bps)
+        if abs(price - nearest * tick) <= _GRID_SNAP_ULPS * math.ulp(price):
             return nearest
         return math.floor(units)
 
     def ceil_ticks(self, price: float) -> int:
         """Ticks of the lowest grid price at or above ``price`` (an ask's safe rounding)."""
-        units = price / self.tick
+        tick = self.tick
+        units = price / tick
         nearest = round(units)
-        if self._on_grid(price, nearest):
+        if abs(price - nearest * tick) <= _GRID_SNAP_ULPS * math.ulp(price):  # as in floor_ticks
             return nearest
         return math.ceil(units)
-
-    def _on_grid(self, price: float, ticks: int) -> bool:
-        # within a few ulps of a grid price: float noise of the arithmetic (as MarketRules
-        # snaps), never a distance a caller meant (a relative epsilon would swallow tiny bps)
-        return abs(price - ticks * self.tick) <= _GRID_SNAP_ULPS * math.ulp(price)
 
     def ticks(self, price: float) -> int:
         """Ticks of a price already on the grid (a book level)."""
@@ -95,18 +94,10 @@ class TickGrid:
         price = self._tick_dec * ticks
         if price * qty < self._min_notional:
             return None
+        # positional: this runs for every new quote on the hot path
         return QuoteTarget(
-            venue=venue,
-            symbol=self.rules.symbol,
-            side=side,
-            price=price,
-            size=qty,
-            line_id=line_id,
-            level=level,
-            refresh_tolerance_bps=refresh_tolerance_bps,
-            size_tolerance=size_tolerance,
-            min_age_s=min_age_s,
-            max_age_s=max_age_s,
+            venue, self.rules.symbol, side, price, qty, line_id, level,
+            refresh_tolerance_bps, size_tolerance, min_age_s, max_age_s,
         )
 
 
@@ -114,11 +105,13 @@ class TargetCache:
     """The last target of each (side, level) of one line on one venue.
 
     Most book updates leave a quote's ticks and steps unchanged; reusing the same
-    :class:`QuoteTarget` then skips all decimal work on the hot path.
+    :class:`QuoteTarget` then skips all decimal work on the hot path. The size a slot was last
+    asked for is kept too: an unchanged size has the same steps without working them out.
     """
 
     __slots__ = (
-        "_entries",
+        "_asks",
+        "_bids",
         "_grid",
         "_line_id",
         "_max_age_s",
@@ -146,15 +139,23 @@ class TargetCache:
         self._size_tol = size_tolerance
         self._min_age_s = min_age_s
         self._max_age_s = max_age_s
-        self._entries: dict[tuple[Side, int], tuple[int, int, QuoteTarget | None]] = {}
+        # level -> (ticks, size asked for, its steps, target), one map per side
+        self._bids: dict[int, tuple[int, float, int, QuoteTarget | None]] = {}
+        self._asks: dict[int, tuple[int, float, int, QuoteTarget | None]] = {}
 
     def get(self, side: Side, level: int, ticks: int, size: float) -> QuoteTarget | None:
         """The target for a slot at ``ticks`` and ``size`` (rounded down to the step)."""
-        steps = self._grid.size_steps(size)
-        key = (side, level)
-        entry = self._entries.get(key)
-        if entry is not None and entry[0] == ticks and entry[1] == steps:
-            return entry[2]
+        entries = self._bids if side is Side.BUY else self._asks
+        entry = entries.get(level)
+        if entry is not None and entry[1] == size:
+            if entry[0] == ticks:
+                return entry[3]
+            steps = entry[2]
+        else:
+            steps = self._grid.size_steps(size)
+            if entry is not None and entry[0] == ticks and entry[2] == steps:
+                entries[level] = (ticks, size, steps, entry[3])
+                return entry[3]
         target = self._grid.target(
             venue=self._venue,
             side=side,
@@ -167,5 +168,5 @@ class TargetCache:
             min_age_s=self._min_age_s,
             max_age_s=self._max_age_s,
         )
-        self._entries[key] = (ticks, steps, target)
+        entries[level] = (ticks, size, steps, target)
         return target

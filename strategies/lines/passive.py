@@ -54,8 +54,19 @@ class PassiveLine:
         self._rng = rng
         self._t0 = t0
         self._epoch = -1
+        self._draws = 0  # size draws so far: the noise behind a cached size list
         self._noise: dict[tuple[Side, int], float] = {}
         self._quantity = float(config.quantity)
+        # the config is frozen: what quote() reads of it on every update, looked up once
+        self._bid_side = config.sides.bid
+        self._ask_side = config.sides.ask
+        self._level_offsets_bps = [level * config.level_step_bps for level in range(config.levels)]
+        # per side: (draws, size coefficient, inventory size factor) and the size of each level
+        self._bid_sizes: tuple[tuple[int, float, float], list[float]] | None = None
+        self._ask_sizes: tuple[tuple[int, float, float], list[float]] | None = None
+        # the last ladder and what it was priced from (see quote)
+        self._last_inputs: tuple[object, ...] | None = None
+        self._last_ladder: tuple[QuoteTarget, ...] = ()
 
     @property
     def line_id(self) -> str:
@@ -73,6 +84,7 @@ class PassiveLine:
         if epoch == self._epoch:
             return
         self._epoch = epoch
+        self._draws += 1
         r = self.config.randomization_factor
         uniform = self._rng.uniform
         # fixed draw order, so a seeded RNG gives the same ladder every run
@@ -87,6 +99,21 @@ class PassiveLine:
         skew = shape.skew.bid_size if side is Side.BUY else shape.skew.ask_size
         weight = self.config.weight(level)
         return self._quantity * weight * shape.size_coefficient * skew * self._noise[(side, level)]
+
+    def _sizes(self, side: Side, shape: LineShape, now: float) -> list[float]:
+        """``size`` of every level of a side; it moves only with a redraw or the size factors."""
+        self._redraw(now)
+        buy = side is Side.BUY
+        key = (self._draws, shape.size_coefficient, shape.skew.bid_size if buy else shape.skew.ask_size)
+        cached = self._bid_sizes if buy else self._ask_sizes
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        sizes = [self.size(side, level, shape, now) for level in range(self.config.levels)]
+        if buy:
+            self._bid_sizes = (key, sizes)
+        else:
+            self._ask_sizes = (key, sizes)
+        return sizes
 
     def quote(
         self,
@@ -120,6 +147,12 @@ class PassiveLine:
             grid.ticks(best_bid) + 1 if best_bid is not None else None,
             max(own_bids) + 1 if own_bids else None,
         )
+        # Everything below reads only these (the book and our orders through the limits, the
+        # clock through the size draw's epoch): a book update that leaves them as they were
+        # leaves the ladder too, and the slots' targets are the very same objects.
+        inputs = (reference, shape, model, self.epoch(now), bid_limit, ask_limit)
+        if inputs == self._last_inputs:
+            return list(self._last_ladder)
         # no-loss rule: a clamp, not a skip (the level moves to the inventory price ± margin)
         bid_cap = grid.floor_ticks(skew.bid_cap) if skew.bid_cap is not None else None
         ask_floor = grid.ceil_ticks(skew.ask_floor) if skew.ask_floor is not None else None
@@ -134,32 +167,43 @@ class PassiveLine:
             ask_on = not math.isinf(model.ask_depth)
             bid_bps = model.bid_depth / reference * 1e4 * shape.spread_coefficient if bid_on else 0.0
             ask_bps = model.ask_depth / reference * 1e4 * shape.spread_coefficient if ask_on else 0.0
-        if cfg.sides.bid and skew.bid_allowed and bid_on:
-            shaped = bid_bps
-            for level in range(cfg.levels):
-                spread = level_spread_bps(cfg, level, shaped) * shape.widen
+        # level i: level_spread_bps(cfg, i, shaped) × widen, with the clip worked out once per side
+        offsets = self._level_offsets_bps
+        widen = shape.widen
+        cache = self._targets
+        if self._bid_side and skew.bid_allowed and bid_on:
+            base = min(max(bid_bps, cfg.min_spread_bps), cfg.max_spread_bps)
+            sizes: list[float] | None = None
+            for level, offset in enumerate(offsets):
+                spread = (base + offset) * widen
                 ticks = grid.floor_ticks(reference * (1.0 - spread * 1e-4))
                 if bid_cap is not None and ticks > bid_cap:
                     ticks = bid_cap
                 if bid_limit is not None and ticks > bid_limit:
                     continue  # would take: skip this level
-                self._append(out, Side.BUY, level, ticks, self.size(Side.BUY, level, shape, now))
-        if cfg.sides.ask and skew.ask_allowed and ask_on:
-            shaped = ask_bps
-            for level in range(cfg.levels):
-                spread = level_spread_bps(cfg, level, shaped) * shape.widen
+                if sizes is None:
+                    sizes = self._sizes(Side.BUY, shape, now)
+                target = cache.get(Side.BUY, level, ticks, sizes[level])
+                if target is not None:
+                    out.append(target)
+        if self._ask_side and skew.ask_allowed and ask_on:
+            base = min(max(ask_bps, cfg.min_spread_bps), cfg.max_spread_bps)
+            sizes = None
+            for level, offset in enumerate(offsets):
+                spread = (base + offset) * widen
                 ticks = grid.ceil_ticks(reference * (1.0 + spread * 1e-4))
                 if ask_floor is not None and ticks < ask_floor:
                     ticks = ask_floor
                 if ask_limit is not None and ticks < ask_limit:
                     continue  # would take: skip this level
-                self._append(out, Side.SELL, level, ticks, self.size(Side.SELL, level, shape, now))
+                if sizes is None:
+                    sizes = self._sizes(Side.SELL, shape, now)
+                target = cache.get(Side.SELL, level, ticks, sizes[level])
+                if target is not None:
+                    out.append(target)
+        self._last_inputs = inputs
+        self._last_ladder = tuple(out)
         return out
-
-    def _append(self, out: list[QuoteTarget], side: Side, level: int, ticks: int, size: float) -> None:
-        target = self._targets.get(side, level, ticks, size)
-        if target is not None:
-            out.append(target)
 
 
 def _lowest(a: int | None, b: int | None) -> int | None:

@@ -48,18 +48,30 @@ class Zone:
 
 def bid_zone(grid: TickGrid, reference: float, min_bps: float, max_bps: float, cap: float | None) -> Zone:
     """Bid zone [ref·(1 − max), ref·(1 − min)] rounded inward, upper edge capped by ``cap``."""
-    hi = grid.floor_ticks(reference * (1.0 - min_bps * 1e-4))
-    if cap is not None:
-        hi = min(hi, grid.floor_ticks(cap))
-    return Zone(grid.ceil_ticks(reference * (1.0 - max_bps * 1e-4)), hi)
+    return Zone(*_bid_edges(grid, reference, min_bps, max_bps, cap))
 
 
 def ask_zone(grid: TickGrid, reference: float, min_bps: float, max_bps: float, floor: float | None) -> Zone:
     """Ask zone [ref·(1 + min), ref·(1 + max)] rounded inward, lower edge raised to ``floor``."""
+    return Zone(*_ask_edges(grid, reference, min_bps, max_bps, floor))
+
+
+def _bid_edges(
+    grid: TickGrid, reference: float, min_bps: float, max_bps: float, cap: float | None
+) -> tuple[int, int]:
+    hi = grid.floor_ticks(reference * (1.0 - min_bps * 1e-4))
+    if cap is not None:
+        hi = min(hi, grid.floor_ticks(cap))
+    return grid.ceil_ticks(reference * (1.0 - max_bps * 1e-4)), hi
+
+
+def _ask_edges(
+    grid: TickGrid, reference: float, min_bps: float, max_bps: float, floor: float | None
+) -> tuple[int, int]:
     lo = grid.ceil_ticks(reference * (1.0 + min_bps * 1e-4))
     if floor is not None:
         lo = max(lo, grid.ceil_ticks(floor))
-    return Zone(lo, grid.floor_ticks(reference * (1.0 + max_bps * 1e-4)))
+    return lo, grid.floor_ticks(reference * (1.0 + max_bps * 1e-4))
 
 
 def tob_bid_ticks(best_bid: int, best_ask: int | None, own_ask: int | None, zone: Zone) -> int | None:
@@ -67,15 +79,7 @@ def tob_bid_ticks(best_bid: int, best_ask: int | None, own_ask: int | None, zone
     cap = best_ask - 1 if best_ask is not None else None
     if own_ask is not None:
         cap = own_ask - 1 if cap is None else min(cap, own_ask - 1)
-    want = best_bid + 1
-    if cap is not None and want > cap:
-        want = cap
-    if zone.empty:
-        return None
-    price = min(max(want, zone.lo), zone.hi)
-    if cap is not None and price > cap:
-        return None
-    return price
+    return _bid_in_zone(best_bid, cap, zone.lo, zone.hi)
 
 
 def tob_ask_ticks(best_ask: int, best_bid: int | None, own_bid: int | None, zone: Zone) -> int | None:
@@ -83,12 +87,30 @@ def tob_ask_ticks(best_ask: int, best_bid: int | None, own_bid: int | None, zone
     floor = best_bid + 1 if best_bid is not None else None
     if own_bid is not None:
         floor = own_bid + 1 if floor is None else max(floor, own_bid + 1)
+    return _ask_in_zone(best_ask, floor, zone.lo, zone.hi)
+
+
+def _bid_in_zone(best_bid: int, cap: int | None, lo: int, hi: int) -> int | None:
+    """Steps 1, 3 and 4 for a bid under the taker ``cap`` (step 2), in the zone [lo, hi]."""
+    want = best_bid + 1
+    if cap is not None and want > cap:
+        want = cap
+    if lo > hi:
+        return None
+    price = min(max(want, lo), hi)
+    if cap is not None and price > cap:
+        return None
+    return price
+
+
+def _ask_in_zone(best_ask: int, floor: int | None, lo: int, hi: int) -> int | None:
+    """Mirror of :func:`_bid_in_zone` for an ask above the taker ``floor``."""
     want = best_ask - 1
     if floor is not None and want < floor:
         want = floor
-    if zone.empty:
+    if lo > hi:
         return None
-    price = min(max(want, zone.lo), zone.hi)
+    price = min(max(want, lo), hi)
     if floor is not None and price < floor:
         return None
     return price
@@ -150,23 +172,30 @@ class TobLine:
         )
         hourly = float(config.hourly_quantity)
         self.order_size = hourly * config.timeout_s / _HOUR_S
-        self.pacers = {Side.BUY: HourlyPacer(hourly), Side.SELL: HourlyPacer(hourly)}
+        self._bid_pacer = HourlyPacer(hourly)
+        self._ask_pacer = HourlyPacer(hourly)
+        # the config is frozen: what quote() reads of it on every update, looked up once
+        self._bid_side = config.sides.bid
+        self._ask_side = config.sides.ask
 
     @property
     def line_id(self) -> str:
         return self.config.id
 
     def on_fill(self, side: Side, qty: float, ts: float) -> None:
-        self.pacers[side].record(ts, qty)
+        (self._bid_pacer if side is Side.BUY else self._ask_pacer).record(ts, qty)
 
     def next_release(self, now: float) -> float | None:
-        times = [t for p in self.pacers.values() if (t := p.next_release(now)) is not None]
+        times = [t for p in (self._bid_pacer, self._ask_pacer) if (t := p.next_release(now)) is not None]
         return min(times) if times else None
 
     def size(self, side: Side, shape: LineShape, now: float) -> float:
         """Order size for a side: paced base size × coefficients, cut to the hourly budget."""
-        skew = shape.skew.bid_size if side is Side.BUY else shape.skew.ask_size
-        return min(self.order_size * shape.size_coefficient * skew, self.pacers[side].remaining(now))
+        if side is Side.BUY:
+            skew, pacer = shape.skew.bid_size, self._bid_pacer
+        else:
+            skew, pacer = shape.skew.ask_size, self._ask_pacer
+        return min(self.order_size * shape.size_coefficient * skew, pacer.remaining(now))
 
     def quote(
         self,
@@ -194,28 +223,31 @@ class TobLine:
         skew = shape.skew
         own_bids = own_bids or {}
         own_asks = own_asks or {}
-        bb = _others_best(book.bid_levels(), grid, _merged(own_bids, pending_bids))
-        ba = _others_best(book.ask_levels(), grid, _merged(own_asks, pending_asks))
-        # taker protection uses the full book: our own orders are on it too
-        best_bid = book.best_bid()
-        best_ask = book.best_ask()
-        book_bid = grid.ticks(best_bid) if best_bid is not None else None
-        book_ask = grid.ticks(best_ask) if best_ask is not None else None
         out: list[QuoteTarget] = []
-        if cfg.sides.bid and skew.bid_allowed and bb is not None:
-            f = shape.spread_coefficient * skew.bid_spread * shape.widen
-            zone = bid_zone(grid, reference, cfg.min_zone_bps * f, cfg.max_zone_bps * f, skew.bid_cap)
-            ask_cap = _lowest(book_ask, min(own_asks) if own_asks else None)
-            ticks = tob_bid_ticks(bb, ask_cap, None, zone)
-            if ticks is not None:
-                self._append(out, Side.BUY, ticks, self.size(Side.BUY, shape, now))
-        if cfg.sides.ask and skew.ask_allowed and ba is not None:
-            f = shape.spread_coefficient * skew.ask_spread * shape.widen
-            zone = ask_zone(grid, reference, cfg.min_zone_bps * f, cfg.max_zone_bps * f, skew.ask_floor)
-            bid_floor = _highest(book_bid, max(own_bids) if own_bids else None)
-            ticks = tob_ask_ticks(ba, bid_floor, None, zone)
-            if ticks is not None:
-                self._append(out, Side.SELL, ticks, self.size(Side.SELL, shape, now))
+        if self._bid_side and skew.bid_allowed:
+            bb = _others_best(book.bid_levels(), grid, own_bids, pending_bids)
+            if bb is not None:
+                f = shape.spread_coefficient * skew.bid_spread * shape.widen
+                lo, hi = _bid_edges(grid, reference, cfg.min_zone_bps * f, cfg.max_zone_bps * f, skew.bid_cap)
+                # taker protection uses the full book: our own orders are on it too
+                best_ask = book.best_ask()
+                book_ask = grid.ticks(best_ask) if best_ask is not None else None
+                ask_cap = _lowest(book_ask, min(own_asks) if own_asks else None)
+                ticks = _bid_in_zone(bb, ask_cap - 1 if ask_cap is not None else None, lo, hi)
+                if ticks is not None:
+                    self._append(out, Side.BUY, ticks, self.size(Side.BUY, shape, now))
+        if self._ask_side and skew.ask_allowed:
+            ba = _others_best(book.ask_levels(), grid, own_asks, pending_asks)
+            if ba is not None:
+                f = shape.spread_coefficient * skew.ask_spread * shape.widen
+                floor = skew.ask_floor
+                lo, hi = _ask_edges(grid, reference, cfg.min_zone_bps * f, cfg.max_zone_bps * f, floor)
+                best_bid = book.best_bid()
+                book_bid = grid.ticks(best_bid) if best_bid is not None else None
+                bid_floor = _highest(book_bid, max(own_bids) if own_bids else None)
+                ticks = _ask_in_zone(ba, bid_floor + 1 if bid_floor is not None else None, lo, hi)
+                if ticks is not None:
+                    self._append(out, Side.SELL, ticks, self.size(Side.SELL, shape, now))
         return out
 
     def _append(self, out: list[QuoteTarget], side: Side, ticks: int, size: float) -> None:
@@ -225,12 +257,20 @@ class TobLine:
 
 
 def _others_best(
-    levels: Iterator[tuple[float, float]], grid: TickGrid, own: Mapping[int, float]
+    levels: Iterator[tuple[float, float]],
+    grid: TickGrid,
+    own: Mapping[int, float],
+    pending: Mapping[int, float] | None,
 ) -> int | None:
-    """Ticks of the best level holding more than our own resting quantity there."""
+    """Ticks of the best level holding more than our own quantity there: what rests, or what
+    our pending targets put there if more."""
     for price, qty in levels:
         ticks = grid.ticks(price)
         mine = own.get(ticks)
+        if pending:
+            wanted = pending.get(ticks)
+            if wanted is not None and (0.0 if mine is None else mine) < wanted:
+                mine = wanted
         if mine is None or qty > mine * (1.0 + 1e-9):
             return ticks
     return None
@@ -242,13 +282,3 @@ def _lowest(a: int | None, b: int | None) -> int | None:
 
 def _highest(a: int | None, b: int | None) -> int | None:
     return b if a is None else a if b is None else max(a, b)
-
-
-def _merged(own: Mapping[int, float], pending: Mapping[int, float] | None) -> Mapping[int, float]:
-    if not pending:
-        return own
-    merged = dict(own)
-    for ticks, qty in pending.items():
-        if merged.get(ticks, 0.0) < qty:
-            merged[ticks] = qty
-    return merged
