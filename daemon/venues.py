@@ -98,6 +98,9 @@ def build_feed(
             ws_url=vc.urls.ws or BINANCE_WS, rest_url=vc.urls.rest or BINANCE_REST,
             clock=clock, stale_after_s=vc.stale_after_s,
             on_book=on_book, on_trade=on_trade, on_health=on_health,
+            # Binance's diff stream also moves levels outside the snapshot: without a cap a
+            # long-running book keeps every far level it ever saw
+            max_depth=vc.book_depth,
         )
     from connectors.ccxt_feed import CcxtProFeed
 

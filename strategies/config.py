@@ -184,6 +184,9 @@ class VenueConfig(_Model):
     credentials: VenueCredentials = VenueCredentials()
     symbols: list[Annotated[str, Field(pattern=_SYMBOL)]] = Field(min_length=1)
     stale_after_s: float = Field(default=5.0, gt=0, description="silence after which the book is stale")
+    book_depth: int = Field(
+        default=5000, ge=1, description="levels the native feed keeps per book side; the far end is dropped"
+    )
 
 
 class InventoryConfig(_Model):
