@@ -103,6 +103,7 @@ typedef struct {
     double *qtys;
     Py_ssize_t n;
     Py_ssize_t cap;
+    Py_ssize_t limit; /* levels kept after each apply; -1: all */
     int negate;
 } SideObject;
 
@@ -214,6 +215,18 @@ level_pair(PyObject *level, PyObject **price, PyObject **qty)
     return -1;
 }
 
+/* Keep the best ``limit`` levels: the worst sit at the front. */
+static void
+side_drop_worst(SideObject *self, Py_ssize_t limit)
+{
+    Py_ssize_t excess = self->n - limit;
+    if (excess > 0) {
+        memmove(self->keys, self->keys + excess, (size_t)limit * sizeof(double));
+        memmove(self->qtys, self->qtys + excess, (size_t)limit * sizeof(double));
+        self->n = limit;
+    }
+}
+
 static PyObject *
 side_apply(SideObject *self, PyObject *levels)
 {
@@ -233,6 +246,9 @@ side_apply(SideObject *self, PyObject *levels)
         }
     }
     Py_DECREF(seq);
+    if (self->limit >= 0) {
+        side_drop_worst(self, self->limit);
+    }
     Py_RETURN_NONE;
 }
 
@@ -254,12 +270,7 @@ side_trim(SideObject *self, PyObject *arg)
         PyErr_SetString(PyExc_ValueError, "limit must be >= 0");
         return NULL;
     }
-    Py_ssize_t excess = self->n - limit;
-    if (excess > 0) { /* the worst levels sit at the front */
-        memmove(self->keys, self->keys + excess, (size_t)limit * sizeof(double));
-        memmove(self->qtys, self->qtys + excess, (size_t)limit * sizeof(double));
-        self->n = limit;
-    }
+    side_drop_worst(self, limit);
     Py_RETURN_NONE;
 }
 
@@ -390,10 +401,23 @@ side_len(SideObject *self)
 static int
 side_init(SideObject *self, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"negate", NULL};
+    static char *kwlist[] = {"negate", "limit", NULL};
     int negate = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|p", kwlist, &negate)) {
+    PyObject *limit = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|pO", kwlist, &negate, &limit)) {
         return -1;
+    }
+    self->limit = -1;
+    if (limit != Py_None) {
+        Py_ssize_t value = PyLong_AsSsize_t(limit);
+        if (value == -1 && PyErr_Occurred()) {
+            return -1;
+        }
+        if (value < 1) {
+            PyErr_SetString(PyExc_ValueError, "limit must be at least 1 level");
+            return -1;
+        }
+        self->limit = value;
     }
     self->negate = negate;
     self->n = 0;
@@ -410,7 +434,8 @@ side_dealloc(SideObject *self)
 
 static PyMethodDef side_methods[] = {
     {"apply", (PyCFunction)side_apply, METH_O,
-     "apply(levels): set each [price, qty] (strings or numbers); a quantity <= 0 removes the level."},
+     "apply(levels): set each [price, qty] (strings or numbers); a quantity <= 0 removes the level;\n"
+     "then only the best ``limit`` levels are kept."},
     {"clear", (PyCFunction)side_clear, METH_NOARGS, "clear(): drop every level."},
     {"trim", (PyCFunction)side_trim, METH_O, "trim(limit): keep only the best ``limit`` levels."},
     {"best", (PyCFunction)side_best, METH_NOARGS, "best(): the best price, or None when empty."},
@@ -430,7 +455,7 @@ static PySequenceMethods side_as_sequence = {
 static PyTypeObject SideType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "strategies._book_side.Side",
-    .tp_doc = PyDoc_STR("Side(negate=False): one side of an L2 book, best level last (see strategies/book.py)."),
+    .tp_doc = PyDoc_STR("Side(negate=False, limit=None): one side of an L2 book, best level last."),
     .tp_basicsize = sizeof(SideObject),
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_new = PyType_GenericNew,

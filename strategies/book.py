@@ -49,8 +49,8 @@ class L2Book:
         self.version = 0
         self.ts = 0.0
         self.health = BookHealth()
-        self._bids = BookSide(False)
-        self._asks = BookSide(True)
+        self._bids = BookSide(False, max_depth)
+        self._asks = BookSide(True, max_depth)
 
     def __repr__(self) -> str:
         return (
@@ -65,13 +65,12 @@ class L2Book:
 
         All or nothing: a level that does not convert raises before the book changes.
         """
-        new_bids = BookSide(False)
+        new_bids = BookSide(False, self.max_depth)
         new_bids.apply(bids)
-        new_asks = BookSide(True)
+        new_asks = BookSide(True, self.max_depth)
         new_asks.apply(asks)
         self._bids = new_bids
         self._asks = new_asks
-        self._trim()
         self.seq = seq
         self.ts = ts
         self.version += 1
@@ -83,26 +82,18 @@ class L2Book:
         or ``TypeError`` with the levels before it applied and ``seq`` unchanged: the feed's
         next event then reports a gap and the book is rebuilt from a snapshot.
         """
-        self._bids.apply(bids)
+        self._bids.apply(bids)  # each side keeps at most max_depth levels
         self._asks.apply(asks)
-        if self.max_depth is not None:
-            self._trim()
         self.seq = seq
         self.ts = ts
         self.version += 1
 
     def clear(self) -> None:
         """Drop every level (e.g. before a resync); seq returns to 0, version still grows."""
-        self._bids = BookSide(False)
-        self._asks = BookSide(True)
+        self._bids.clear()
+        self._asks.clear()
         self.seq = 0
         self.version += 1
-
-    def _trim(self) -> None:
-        limit = self.max_depth
-        if limit is not None:
-            self._bids.trim(limit)
-            self._asks.trim(limit)
 
     # ------------------------------------------------------------------ top of book
 

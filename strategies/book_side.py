@@ -24,18 +24,22 @@ Level = Sequence[str | float]
 class PyBookSide:
     """One book side in Python: ``_levels`` price -> qty, ``_keys`` ascending (best last)."""
 
-    __slots__ = ("_keys", "_levels", "_negate")
+    __slots__ = ("_keys", "_levels", "_limit", "_negate")
 
-    def __init__(self, negate: bool = False) -> None:
+    def __init__(self, negate: bool = False, limit: int | None = None) -> None:
+        """``limit``: levels kept after each ``apply`` (the worst dropped); None keeps all."""
+        if limit is not None and limit < 1:
+            raise ValueError("limit must be at least 1 level")
         self._levels: dict[float, float] = {}
         self._keys: list[float] = []
         self._negate = negate
+        self._limit = limit
 
     def __len__(self) -> int:
         return len(self._keys)
 
     def apply(self, levels: Iterable[Level]) -> None:
-        """Set each ``[price, qty]``; a quantity <= 0 removes the level."""
+        """Set each ``[price, qty]``; a quantity <= 0 removes the level; then keep ``limit`` levels."""
         book = self._levels
         keys = self._keys
         negate = self._negate
@@ -52,6 +56,8 @@ class PyBookSide:
                 book[price] = qty
             elif book.pop(price, None) is not None:
                 del keys[bisect_left(keys, -price if negate else price)]
+        if self._limit is not None:
+            self.trim(self._limit)
 
     def clear(self) -> None:
         """Drop every level."""

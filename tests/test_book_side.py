@@ -89,12 +89,16 @@ def _same(c: PyBookSide, py: PyBookSide) -> None:
 
 
 @settings(max_examples=400, deadline=None)
-@given(ops=st.lists(_op, min_size=1, max_size=30), negate=st.booleans())
+@given(
+    ops=st.lists(_op, min_size=1, max_size=30),
+    negate=st.booleans(),
+    limit=st.one_of(st.none(), st.integers(min_value=1, max_value=12)),
+)
 def test_compiled_side_answers_exactly_as_the_python_side(
-    ops: list[tuple[str, object]], negate: bool
+    ops: list[tuple[str, object]], negate: bool, limit: int | None
 ) -> None:
-    c = BookSide(negate)
-    py = PyBookSide(negate)
+    c = BookSide(negate, limit)
+    py = PyBookSide(negate, limit)
     for name, arg in ops:
         for side in (c, py):
             if name == "apply":
@@ -104,6 +108,8 @@ def test_compiled_side_answers_exactly_as_the_python_side(
             else:
                 side.clear()
         _same(c, py)
+        if limit is not None:
+            assert len(c) <= limit
     levels = list(c.levels())
     prices = [p for p, _ in levels]
     assert prices == sorted(prices, reverse=not negate)  # best first: bids descending, asks ascending
@@ -146,3 +152,13 @@ def test_a_thousand_level_snapshot_in_reverse_order_keeps_every_level_sorted() -
     side.apply([[f"{2.0 - i * 1e-4:.4f}", "1"] for i in range(1000)])
     prices = [p for p, _ in side.levels()]
     assert len(prices) == 1000 and prices == sorted(prices, reverse=True) and prices[0] == 2.0
+
+
+@pytest.mark.parametrize("side_class", [BookSide, PyBookSide])
+def test_a_limit_keeps_the_best_levels_and_must_be_positive(side_class: type[PyBookSide]) -> None:
+    asks = side_class(True, 2)
+    asks.apply([["2.3", "1"], ["2.1", "1"], ["2.2", "1"], ["2.4", "1"]])
+    assert list(asks.levels()) == [(2.1, 1.0), (2.2, 1.0)]
+    for bad in (0, -1):
+        with pytest.raises(ValueError):
+            side_class(False, bad)
