@@ -1,14 +1,14 @@
 """Strategy latency: a book update arriving -> the target sets handed to the order manager.
 
-Runs the daemon's real event path: a :class:`daemon.app.Daemon` built without I/O (its own
-``_build_event_path``: market rules, :class:`StackedStrategy` from ``config/bera-usdt.yaml``,
-the :class:`RiskEngine` with that file's ``risk:`` section, the volatility watch, the aggregator),
+Runs the daemon's real event path: a :class:`daemon.event_path.EventPath` (built by its own
+``build``: market rules, :class:`StackedStrategy` from ``config/bera-usdt.yaml``, the
+:class:`RiskEngine` with that file's ``risk:`` section, the volatility watch, the aggregator),
 whose venues carry stub order managers (``set_targets`` records the time and the set; no
 network, no Redis, no SQLite). Each update does what the Binance feed does (``L2Book.apply_delta``,
-the health timestamp) and calls ``Daemon._on_book``, the feed's ``on_book`` callback: mirror
-mark, aggregator (and, with volatility limits configured, the aggregated mid -> volatility watch
--> risk; this config has none), ``strategy.on_book``, then per target set the risk check and
-``OrderManager.set_targets``.
+the health timestamp) and calls ``EventPath.on_book``, what the daemon's ``on_book`` feed callback
+calls after marking the book for the Redis mirror: aggregator (and, with volatility limits
+configured, the aggregated mid -> volatility watch -> risk; this config has none),
+``strategy.on_book``, then per target set the risk check and ``OrderManager.set_targets``.
 
 The config: one TOB line and a 3-level passive ladder on BERA/USDT, a 2-level ladder on BERA/BTC,
 BTC/USDT for conversion, on 3 venues x 3 symbols. Each update is a Binance-like diff of a few
@@ -19,13 +19,13 @@ Figures per update, in microseconds (median, p99, max):
 
 * ``baseline``: applying the delta to the book alone — the cost every consumer of the feed pays
   anyway, measured in the same run;
-* ``aggregate``: ``_on_book`` up to the strategy (aggregator; volatility watch when configured);
-* ``strategy``: ``StackedStrategy.on_book`` inside ``_on_book`` (timed by a thin wrapper);
+* ``aggregate``: ``on_book`` up to the strategy (aggregator; volatility watch when configured);
+* ``strategy``: ``StackedStrategy.on_book`` inside ``on_book`` (timed by a thin wrapper);
 * ``risk+hand``: strategy return -> the last ``set_targets`` of the update returned (risk
   context and check per target set, hand-off);
 * ``total``: delta applied -> the last ``set_targets`` returned, over the updates that hand
   target sets to an order manager (the acceptance figure), and its ratio to the baseline;
-* ``update``: delta applied -> ``_on_book`` returned, over every update (with or without output).
+* ``update``: delta applied -> ``on_book`` returned, over every update (with or without output).
 
 Target: total p99 under 1 ms. Run: ``.venv/bin/python bench/strategy_latency.py`` (wall clock)
 or with ``--cpu`` (thread CPU time: leaves out the time other processes take the core, which
@@ -34,7 +34,6 @@ dominates the p99 on a busy shared machine; a VM's steal time still shows).
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import random
 import statistics
@@ -46,11 +45,9 @@ from pathlib import Path
 from typing import Any
 
 from connectors.execution.credentials import Credentials
-from daemon.app import Daemon
 from daemon.config_loader import load_config
+from daemon.event_path import EventPath
 from daemon.risk_gate import risk_config
-from daemon.settings import Settings
-from daemon.systemd import Notifier
 from daemon.venues import VenueRuntime
 from strategies.book import L2Book
 from strategies.clock import ManualClock
@@ -129,7 +126,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 class StubFeed:
-    """What the daemon reads of a feed on this path: its books (health for the risk context)."""
+    """What the event path reads of a feed: its books (health for the risk context)."""
 
     def __init__(self, books: dict[str, L2Book]) -> None:
         self.books = books
@@ -162,15 +159,17 @@ class StubOrders:
         self._log.append((self.venue, targets, self._perf()))
 
 
-def build_daemon(
-    books: dict[tuple[str, str], L2Book], clock: ManualClock, perf: Callable[[], int], handed: list[Any]
-) -> Daemon:
-    """A Daemon wired as ``_start`` wires it, minus feeds, Redis, SQLite and the order managers' I/O."""
+def build_event_path(
+    books: dict[tuple[str, str], L2Book],
+    clock: ManualClock,
+    perf: Callable[[], int],
+    handed: list[Any],
+    on_risk_event: Callable[[dict[str, Any]], None],
+) -> EventPath:
+    """The event path as the daemon's start-up builds it, with stub feeds and order managers."""
     config = load_config(CONFIG)
-    daemon = Daemon(CONFIG, Settings(_env_file=None), notifier=Notifier({}), environ={})  # type: ignore[call-arg]
-    daemon.clock = clock
-    daemon.config = config
-    daemon.instance = config.instance
+    venues: dict[str, VenueRuntime] = {}
+    path = EventPath(clock, venues, on_risk_event=on_risk_event)
     balances = {"BERA": Decimal(8000), "USDT": Decimal(20000), "BTC": Decimal("0.2")}
     for name, vc in config.venues.items():
         runtime = VenueRuntime(name, vc, Credentials("bench", "bench"))
@@ -185,26 +184,32 @@ def build_daemon(
         runtime.balances_as_of = clock.time()
         runtime.opening = dict(balances)
         runtime.opening_ts = clock.time()
-        daemon.venues[name] = runtime
-    strategy = daemon._build_event_path(config, risk_config(config))
-    for runtime in daemon.venues.values():  # what _warm_start does with the balances
+        venues[name] = runtime
+    strategy = path.build(config, risk_config(config))
+    for runtime in venues.values():  # what the daemon's warm start does with the balances
         strategy.on_balances(runtime.name, runtime.balances, runtime.balances_as_of)
-    return daemon
+    return path
 
 
-async def run() -> None:
+def run() -> None:
     cpu = "--cpu" in sys.argv
     perf = time.thread_time_ns if cpu else time.perf_counter_ns
     rng = random.Random(7)
     clock = ManualClock()
     books, frames = make_stream(rng)
     handed: list[Any] = []
-    daemon = build_daemon(books, clock, perf, handed)
-    strategy = daemon.strategy
-    assert strategy is not None and daemon.risk is not None
+    # risk events: the daemon publishes and audits each (counted here)
+    risk_events: dict[str, int] = {}
+
+    def count_risk_event(data: dict[str, Any]) -> None:
+        risk_events[data["kind"]] = risk_events.get(data["kind"], 0) + 1
+
+    path = build_event_path(books, clock, perf, handed, count_risk_event)
+    strategy = path.strategy
+    assert strategy is not None and path.risk is not None
     for book in books.values():
         book.ts = book.health.last_update_ts = clock.time()
-        daemon._on_book(book)
+        path.on_book(book)
     strategy.state()  # creates every volume tracker up front, as the daemon's first publish does
 
     # the strategy's share, timed inside the real path by a thin wrapper (two clock reads)
@@ -218,15 +223,7 @@ async def run() -> None:
         return sets
 
     strategy.on_book = timed_on_book  # type: ignore[method-assign]
-    # risk events: the path logs them and spawns an audit task for each (counted here)
-    risk_events: dict[str, int] = {}
-    spawn = daemon._spawn
-
-    def counting_spawn(coro: Any, name: str) -> None:
-        risk_events[name] = risk_events.get(name, 0) + 1
-        spawn(coro, name)
-
-    daemon._spawn = counting_spawn  # type: ignore[method-assign]
+    risk_events.clear()  # counted over the timed updates only
     handed.clear()
     # The 30k pre-built frames are a bench artefact: keep the collector from rescanning them
     # (a daemon holds one frame at a time); the daemon's own garbage is still collected.
@@ -245,10 +242,7 @@ async def run() -> None:
         book = books[(venue, symbol)]
         if i % 10 == 0:
             price = book.mid() or 0.0
-            daemon._on_trade(Trade(venue, symbol, price, 5.0, Side.BUY, clock.time()))
-        if i % 100 == 0:
-            daemon._trade_buffer.clear()  # the daemon persists them every second
-            await asyncio.sleep(0)  # let the loop run what the path spawned (risk audit tasks)
+            path.on_trade(Trade(venue, symbol, price, 5.0, Side.BUY, clock.time()))
         handed.clear()
         now = clock.time()
         t0 = perf()
@@ -256,7 +250,7 @@ async def run() -> None:
         book.apply_delta(bids, asks, book.seq + 1, now)
         book.health.last_update_ts = now
         t1 = perf()
-        daemon._on_book(book)
+        path.on_book(book)
         t2 = perf()
         apply_us.append((t1 - t0) / 1000)
         aggregate_us.append((marks[0] - t1) / 1000)
@@ -266,15 +260,14 @@ async def run() -> None:
             last = handed[-1][2]
             sets_handed += len(handed)
             for handed_venue, checked, _ in handed:
-                targets_raw += len(daemon._raw_targets[handed_venue].targets)
+                targets_raw += len(path.raw_targets[handed_venue].targets)
                 targets_kept += len(checked.targets)
             risk_us.append((last - marks[1]) / 1000)
             total_us.append((last - t0) / 1000)
-    await asyncio.sleep(0)
 
     print(
         f"daemon event path latency ({'thread CPU time' if cpu else 'wall clock'}): {len(frames)} updates "
-        f"over 3 venues x 3 symbols, {DEPTH} levels per side, through Daemon._on_book"
+        f"over 3 venues x 3 symbols, {DEPTH} levels per side, through EventPath.on_book"
     )
     print(
         f"updates handing target sets to an order manager: {len(total_us)} "
@@ -282,7 +275,7 @@ async def run() -> None:
     )
     print(
         f"risk: {targets_kept} of {targets_raw} quotes passed, events {risk_events or 'none'}, "
-        f"paused={daemon.risk.paused}"
+        f"paused={path.risk.paused}"
     )
     print(f"{'':10} {'n':>7} {'median us':>10} {'p99 us':>10} {'max us':>10}")
     rows = (
@@ -303,7 +296,7 @@ async def run() -> None:
 
 
 def main() -> None:
-    asyncio.run(run())
+    run()
 
 
 if __name__ == "__main__":

@@ -154,6 +154,12 @@ async def _wait_ready(sock: socket.socket, daemon: Child, deadline: float) -> bo
     return False
 
 
+async def _drain(sock: socket.socket) -> None:
+    loop = asyncio.get_running_loop()
+    while True:
+        await loop.sock_recv(sock, 4096)
+
+
 async def _open_orders_on_venues(config: StrategyConfig, credentials: dict[str, str]) -> dict[str, int]:
     """Ask every venue (through ccxt, as any client would) for our open orders."""
     import ccxt.async_support as ccxt_async
@@ -251,7 +257,9 @@ async def run_demo(demo: Demo) -> int:
         print(f"demo: the daemon did not become ready:\n{daemon.tail()}", file=sys.stderr)
         daemon.stop(DAEMON_STOP_TIMEOUT_S)
         return 1
-    notify.close()
+    # keep reading the daemon's notifications until it has stopped, as systemd would: a closed
+    # socket makes every later STATUS= line fail on the daemon's side
+    drain = asyncio.create_task(_drain(notify))
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -284,6 +292,10 @@ async def run_demo(demo: Demo) -> int:
 
     print("\ndemo: stopping the daemon (it cancels all its orders) ...")
     daemon_code = await asyncio.to_thread(daemon.stop, DAEMON_STOP_TIMEOUT_S)
+    drain.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await drain
+    notify.close()
     open_orders: dict[str, int] = {}
     if paper.alive():
         open_orders = await _open_orders_on_venues(config, credentials)

@@ -38,7 +38,8 @@ async def test_silent_books_pull_their_venues_quotes_within_half_a_second(
         try:
 
             async def all_pulled() -> bool:
-                unhealthy = daemon.risk.state()["unhealthy_books"] if daemon.risk is not None else {}
+                risk = daemon.event_path.risk
+                unhealthy = risk.state()["unhealthy_books"] if risk is not None else {}
                 return all(f"{name}:BERA/USDT" in unhealthy for name in paper_exchange.venues)
 
             async def all_off() -> bool:

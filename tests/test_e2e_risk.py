@@ -117,7 +117,7 @@ async def test_position_limit_holds_even_if_every_resting_buy_filled_at_once(
     )  # fmt: skip
     async with running(daemon):
         await notifier.wait_for(lambda n: n.get("READY") == "1")
-        fills = daemon.pnl
+        fills = daemon.reporter.pnl
 
         async def traded_under_the_limit() -> bool:
             # enough of the market's life seen: our buys rested and some of our orders filled

@@ -4,9 +4,9 @@
   through an engine as it runs and through a copy without them pass, shrink, drop and report
   alike, and leave the same state.
 * Targets leave a check in ladder order (level, symbol, side, line), ties in the order given.
-* The daemon's risk context (positions and aggregated mids worked out when first read, the
+* The event path's risk context (positions and aggregated mids worked out when first read, the
   exposure of each venue's last handed set kept with it) is the one an eager build gives, at
-  every check of a random run of the event path.
+  every check of a random run of it.
 """
 
 from __future__ import annotations
@@ -22,14 +22,13 @@ from typing import Any
 import pytest
 
 from connectors.execution.credentials import Credentials
-from daemon.app import Daemon
 from daemon.config_loader import load_config
+from daemon.event_path import EventPath
 from daemon.risk_gate import AGGREGATED_MID, risk_config
-from daemon.settings import Settings
-from daemon.systemd import Notifier
 from daemon.venues import VenueRuntime
 from strategies.book import L2Book
 from strategies.clock import ManualClock
+from strategies.config import StrategyConfig
 from strategies.reference import reference_price
 from strategies.risk import RiskConfig, RiskContext, RiskEngine
 from strategies.types import BookHealth, Fill, MarketRules, QuoteTarget, Side, SyncState, TargetSet, Trade
@@ -171,7 +170,7 @@ def test_a_limit_that_stopped_biting_reports_again_when_it_bites_again() -> None
     assert [e.kind for e in engine.check(big, ctx)[1]] == ["max_order_size"]
 
 
-# ------------------------------------------------------------------ the daemon's risk context
+# ------------------------------------------------------------------ the event path's risk context
 
 MARKETS = {
     "BERA/USDT": (2.5, "0.0001", "0.01", "5"),
@@ -210,25 +209,24 @@ class OpenOrder:
         self.line_id = "ladder"
 
 
-def eager_context(daemon: Daemon) -> dict[str, Any]:
+def eager_context(path: EventPath, config: StrategyConfig) -> dict[str, Any]:
     """The context as built before the lazy snapshot: everything worked out up front."""
-    assert daemon.config is not None and daemon.aggregator is not None
-    now = daemon.clock.time()
-    config = daemon.config
+    assert path.aggregator is not None
+    now = path.clock.time()
     positions = {
-        asset: sum((r.position(asset) for r in daemon.venues.values()), D(0))
+        asset: sum((r.position(asset) for r in path.venues.values()), D(0))
         for asset in (config.base, *config.quotes)
     }
     resting: dict[tuple[str, str, Side], Decimal] = {}
     health = {}
-    for runtime in daemon.venues.values():
+    for runtime in path.venues.values():
         assert runtime.orders is not None and runtime.feed is not None
         for order in runtime.orders.open_orders():
             key = (runtime.name, order.symbol, order.side)
             resting[key] = resting.get(key, D(0)) + order.remaining
         for symbol, book in runtime.feed.books.items():
             health[(runtime.name, symbol)] = book.health
-    for venue, targets in daemon._last_targets.items():
+    for venue, targets in path.last_targets.items():
         pending: dict[tuple[str, str, Side], Decimal] = {}
         for target in targets.targets:
             key = (venue, target.symbol, target.side)
@@ -236,19 +234,21 @@ def eager_context(daemon: Daemon) -> dict[str, Any]:
         for key, qty in pending.items():
             resting[key] = max(resting.get(key, D(0)), qty)
     references = {}
-    for symbol in daemon.aggregator.specs:
-        mid = reference_price(AGGREGATED_MID, daemon.aggregator, symbol, now).value
+    for symbol in path.aggregator.specs:
+        mid = reference_price(AGGREGATED_MID, path.aggregator, symbol, now).value
         if mid is not None:
             references[symbol] = mid
     return {"positions": positions, "resting": list(resting.items()), "references": references,
-            "health": health, "assets": {s: (s.split("/")[0], s.split("/")[1]) for (_, s) in daemon._rules}}
+            "health": health, "assets": {s: (s.split("/")[0], s.split("/")[1]) for (_, s) in path.rules}}
 
 
-def build_daemon(clock: ManualClock) -> tuple[Daemon, dict[tuple[str, str], L2Book]]:
+def build_event_path(
+    clock: ManualClock,
+) -> tuple[EventPath, StrategyConfig, dict[tuple[str, str], L2Book]]:
+    """The event path as the daemon's start-up builds it, with stub feeds and order managers."""
     config = load_config(CONFIG)
-    daemon = Daemon(CONFIG, Settings(_env_file=None), notifier=Notifier({}), environ={})  # type: ignore[call-arg]
-    daemon.clock = clock
-    daemon.config = config
+    venues: dict[str, VenueRuntime] = {}
+    path = EventPath(clock, venues)
     books: dict[tuple[str, str], L2Book] = {}
     balances = {"BERA": D(8000), "USDT": D(20000), "BTC": D("0.2")}
     for name, vc in config.venues.items():
@@ -259,12 +259,11 @@ def build_daemon(clock: ManualClock) -> tuple[Daemon, dict[tuple[str, str], L2Bo
         runtime.feed = StubFeed(venue_books)  # type: ignore[assignment]
         runtime.balances = runtime.opening = dict(balances)
         runtime.balances_as_of = runtime.opening_ts = clock.time()
-        daemon.venues[name] = runtime
-    strategy = daemon._build_event_path(config, risk_config(config))
-    for runtime in daemon.venues.values():
+        venues[name] = runtime
+    strategy = path.build(config, risk_config(config))
+    for runtime in venues.values():
         strategy.on_balances(runtime.name, runtime.balances, runtime.balances_as_of)
-    daemon._spawn = lambda coro, name: coro.close()  # type: ignore[method-assign,assignment]
-    return daemon, books
+    return path, config, books
 
 
 def set_book(book: L2Book, rng: Random, now: float, mids: dict[str, float]) -> None:
@@ -279,17 +278,17 @@ def set_book(book: L2Book, rng: Random, now: float, mids: dict[str, float]) -> N
 
 
 @pytest.mark.parametrize("seed", [1, 2])
-def test_the_daemons_risk_context_is_the_one_an_eager_build_gives(seed: int) -> None:
+def test_the_event_paths_risk_context_is_the_one_an_eager_build_gives(seed: int) -> None:
     rng = Random(seed)
     clock = ManualClock(1_700_000_000.0)
-    daemon, books = build_daemon(clock)
-    assert daemon.risk is not None
+    path, config, books = build_event_path(clock)
+    assert path.risk is not None
     mids = {symbol: price for symbol, (price, *_) in MARKETS.items()}
     checked: list[int] = []
-    check = daemon.risk.check
+    check = path.risk.check
 
     def compared_check(targets: TargetSet, ctx: RiskContext) -> Any:
-        expected = eager_context(daemon)
+        expected = eager_context(path, config)
         assert dict(ctx.positions) == expected["positions"]
         assert list(ctx.resting.items()) == expected["resting"]
         assert dict(ctx.reference_prices) == expected["references"]
@@ -298,10 +297,10 @@ def test_the_daemons_risk_context_is_the_one_an_eager_build_gives(seed: int) -> 
         checked.append(1)
         return check(targets, ctx)
 
-    daemon.risk.check = compared_check  # type: ignore[method-assign]
+    path.risk.check = compared_check  # type: ignore[method-assign]
     for book in books.values():
         set_book(book, rng, clock.time(), mids)
-        daemon._on_book(book)
+        path.on_book(book)
     for step in range(600):
         clock.advance(rng.choice((0.01, 0.01, 0.01, 0.5, 6.0)))
         now = clock.time()
@@ -313,20 +312,20 @@ def test_the_daemons_risk_context_is_the_one_an_eager_build_gives(seed: int) -> 
                 books[key].health.state = SyncState.RESYNCING
             else:
                 set_book(books[key], rng, now, mids)
-            daemon._on_book(books[key])
+            path.on_book(books[key])
         elif r < 0.8:
             symbol = rng.choice(("BERA/USDT", "BERA/BTC"))
             tick = D(MARKETS[symbol][1])
             fill_price = tick * round(mids[symbol] / float(tick))
-            daemon._on_fill(Fill(key[0], symbol, rng.choice((Side.BUY, Side.SELL)), fill_price,
-                                 D(rng.randint(1, 300)), D(0), "USDT", f"t{step}", f"c{step}", "ladder", now))
+            path.on_fill(Fill(key[0], symbol, rng.choice((Side.BUY, Side.SELL)), fill_price,
+                              D(rng.randint(1, 300)), D(0), "USDT", f"t{step}", f"c{step}", "ladder", now))
         elif r < 0.9:
-            stub = daemon.venues[key[0]].orders
+            stub = path.venues[key[0]].orders
             assert isinstance(stub, StubOrders)
             stub.orders = [OpenOrder(t.symbol, t.side, t.price, t.size * rng.choice((1, D("0.5"))))
-                           for t in daemon._last_targets.get(key[0], TargetSet(key[0])).targets
+                           for t in path.last_targets.get(key[0], TargetSet(key[0])).targets
                            if rng.random() < 0.5]
         else:
             price = books[key].mid() or math.nan
-            daemon._on_trade(Trade(key[0], key[1], price, 5.0, Side.BUY, now))
+            path.on_trade(Trade(key[0], key[1], price, 5.0, Side.BUY, now))
     assert len(checked) > 500
