@@ -263,8 +263,7 @@ async def stackmm(
     from daemon.redis_keys import RedisKeys
     from daemon.redis_mirror import RedisMirror
     from strategies.aggregator import Aggregator, CombinedBookSpec
-    from strategies.book import L2Book
-    from strategies.config import VenueConfig
+    from strategies.book import DEFAULT_BOOK_DEPTH, L2Book
 
     aggregator = Aggregator([CombinedBookSpec(symbol=SYMBOL, venues=["alpha"])])
     mirror = RedisMirror(redis_url, RedisKeys("bench")) if redis_url else None
@@ -290,7 +289,7 @@ async def stackmm(
         "alpha", [SYMBOL], f"ws://127.0.0.1:{ws_port}", f"http://127.0.0.1:{http_port}/api/v3",
         on_book=on_book,
         config=BinanceFeedConfig(trades=False, max_buffer=n + 10, transport=transport),  # type: ignore[arg-type]
-        max_depth=VenueConfig.model_fields["book_depth"].default,  # as the daemon builds it
+        max_depth=DEFAULT_BOOK_DEPTH,  # as the daemon builds it
     )
     tasks = [asyncio.create_task(feed.run())]
     if mirror is not None:

@@ -16,7 +16,10 @@ from collections.abc import Iterable, Iterator
 from strategies.book_side import ACCELERATED, BookSide, Level
 from strategies.types import BookHealth, Side
 
-__all__ = ["ACCELERATED", "L2Book", "Level"]
+__all__ = ["ACCELERATED", "DEFAULT_BOOK_DEPTH", "L2Book", "Level"]
+
+DEFAULT_BOOK_DEPTH = 5000
+"""Levels per side a live feed's book keeps unless configured otherwise (``venues.*.book_depth``)."""
 
 
 class L2Book:

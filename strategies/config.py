@@ -24,6 +24,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, model_validator
 
+from strategies.book import DEFAULT_BOOK_DEPTH
 from strategies.calibration import CalibrationConfig
 from strategies.models.base import PricingModelConfig
 from strategies.risk import RiskConfig
@@ -185,7 +186,9 @@ class VenueConfig(_Model):
     symbols: list[Annotated[str, Field(pattern=_SYMBOL)]] = Field(min_length=1)
     stale_after_s: float = Field(default=5.0, gt=0, description="silence after which the book is stale")
     book_depth: int = Field(
-        default=5000, ge=1, description="levels the native feed keeps per book side; the far end is dropped"
+        default=DEFAULT_BOOK_DEPTH,
+        ge=1,
+        description="levels the native feed keeps per book side; the far end is dropped",
     )
 
 
