@@ -46,6 +46,7 @@ from daemon.systemd import Notifier
 from daemon.timers import StrategyTimer, watch_books
 from daemon.venue_tasks import VenueTasks
 from daemon.venues import VENUE_ERRORS, Feed, VenueRuntime, build_feed, resolve_credentials
+from strategies.book import ACCELERATED as BOOK_SIDE_COMPILED
 from strategies.book import L2Book
 from strategies.clock import Clock, SystemClock
 from strategies.config import StrategyConfig
@@ -154,6 +155,9 @@ class Daemon:
         self.keys = RedisKeys(self.instance)
         structlog.contextvars.bind_contextvars(instance=self.instance)
         log.info("daemon_starting", config=str(self.config_path), pid=os.getpid())
+        if not BOOK_SIDE_COMPILED:
+            # it still runs, but each depth update costs ~3x: say so where an operator looks
+            log.warning("book_side_not_compiled", hint="reinstall with a C compiler: make")
         self.notifier.status("starting")
         state_dir = settings.state_dir
         state_dir.mkdir(parents=True, exist_ok=True)
