@@ -64,8 +64,8 @@ def connect_redis(url: str, timeout_s: float = 2.0) -> aioredis.Redis:
     )
 
 
-def _no_combined(symbol: str) -> CombinedBook:
-    raise LookupError(f"no combined view of {symbol}: call watch_aggregated first")
+Feeds = Callable[[L2Book], Iterable[str]]
+"""The combined symbols a venue book feeds (``Aggregator.feeds``)."""
 
 
 @dataclass(slots=True)
@@ -112,8 +112,8 @@ class RedisMirror:
         self._dirty_aggregated: dict[str, CombinedBook | Callable[[], CombinedBook]] = {}
         self._known: dict[str, L2Book] = {}  # every book ever marked: rewritten on heartbeat
         self._keys_by_book: dict[L2Book, str] = {}  # by identity: the live book objects
-        self._feeds: Callable[[L2Book], Iterable[str]] | None = None
-        self._combined_of: Callable[[str], CombinedBook] = _no_combined
+        # (which combined symbols a book feeds, the merge of one): set by watch_aggregated
+        self._aggregated: tuple[Feeds, Callable[[str], CombinedBook]] | None = None
         self._aggregated_versions: dict[str, int] = {}
         self._trades: deque[Trade] = deque(maxlen=trade_buffer)
         self._wake = asyncio.Event()
@@ -157,17 +157,14 @@ class RedisMirror:
             self._wake.set()
         dirty[symbol] = combined
 
-    def watch_aggregated(
-        self, feeds: Callable[[L2Book], Iterable[str]], combined: Callable[[str], CombinedBook]
-    ) -> None:
+    def watch_aggregated(self, feeds: Feeds, combined: Callable[[str], CombinedBook]) -> None:
         """Also write, at each flush, the combined book of every symbol a dirty book ``feeds``.
 
         With ``feeds=aggregator.feeds`` a venue update costs the feed one ``mark_dirty`` call:
         which combined views it moved is worked out once per flush, and ``combined(symbol)``
         merges each of them only then.
         """
-        self._feeds = feeds
-        self._combined_of = combined
+        self._aggregated = (feeds, combined)
 
     def add_trade(self, trade: Trade) -> None:
         """Queue a trade for its stream; when the buffer is full the oldest is dropped and counted."""
@@ -226,12 +223,12 @@ class RedisMirror:
         """Write everything dirty now in one pipeline; on failure keep it for the next attempt."""
         books, self._dirty = self._dirty, {}
         combined, self._dirty_aggregated = self._dirty_aggregated, {}
-        feeds = self._feeds
-        if feeds is not None:
+        if self._aggregated is not None:
+            feeds, merge = self._aggregated
             for book in books.values():
                 for symbol in feeds(book):
                     if symbol not in combined:
-                        combined[symbol] = functools.partial(self._combined_of, symbol)
+                        combined[symbol] = functools.partial(merge, symbol)
         trades = self._take_trades()
         now = self.clock.time()
         self._last_flush = self.clock.monotonic()
