@@ -25,10 +25,9 @@ import random
 import time
 from collections.abc import Callable
 
-from strategies import book as book_module
 from strategies.aggregator import Aggregator, CombinedBookSpec
 from strategies.book import ACCELERATED, L2Book
-from strategies.book_side import PyBookSide
+from strategies.book_side import BookSide, PyBookSide
 from strategies.types import BookHealth, SyncState
 
 Frame = tuple[list[list[str]], list[list[str]]]
@@ -74,8 +73,10 @@ def timed(fn: Callable[[], None]) -> float:
     return best
 
 
-def run_l2book(snapshot: Frame, frames: list[Frame], read_top: bool) -> None:
-    book = L2Book("alpha", "BERA/USDT")
+def run_l2book(
+    snapshot: Frame, frames: list[Frame], read_top: bool, side_type: type[PyBookSide] = BookSide
+) -> None:
+    book = L2Book("alpha", "BERA/USDT", side_type=side_type)
     book.apply_snapshot(snapshot[0], snapshot[1], 1, 0.0)
     for seq, (bids, asks) in enumerate(frames, start=2):
         book.apply_delta(bids, asks, seq, 0.0)
@@ -83,16 +84,6 @@ def run_l2book(snapshot: Frame, frames: list[Frame], read_top: bool) -> None:
             book.best_bid()
             book.best_ask()
             book.microprice()
-
-
-def run_l2book_python(snapshot: Frame, frames: list[Frame]) -> None:
-    """``run_l2book`` on the pure-Python side, whatever the build."""
-    saved = book_module.BookSide
-    book_module.BookSide = PyBookSide
-    try:
-        run_l2book(snapshot, frames, read_top=False)
-    finally:
-        book_module.BookSide = saved
 
 
 def run_dict_only(snapshot: Frame, frames: list[Frame]) -> None:
@@ -152,7 +143,7 @@ def main() -> None:
     t_book_read = timed(lambda: run_l2book(snapshot, frames, read_top=True))
     t_dict = timed(lambda: run_dict_only(snapshot, frames))
     t_sort = timed(lambda: run_dict_sort_on_read(snapshot, frames))
-    t_py = timed(lambda: run_l2book_python(snapshot, frames))
+    t_py = timed(lambda: run_l2book(snapshot, frames, read_top=False, side_type=PyBookSide))
 
     rows = [
         ("L2Book.apply_delta", t_book),

@@ -186,10 +186,11 @@ class EventPath:
         watch, risk, aggregator = self.volatility, self.risk, self.aggregator
         if watch is None or risk is None or aggregator is None or not watch.enabled:
             return
-        mid = reference_price(AGGREGATED_MID, aggregator, symbol, self.clock.time()).value
+        now = self.clock.time()
+        mid = reference_price(AGGREGATED_MID, aggregator, symbol, now).value
         if mid is None:
             return
-        sigma_bps = watch.on_mid(symbol, mid, self.clock.time())
+        sigma_bps = watch.on_mid(symbol, mid, now)
         if sigma_bps is not None:
             self._risk_events(risk.on_volatility(sigma_bps, symbol))
 

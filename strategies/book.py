@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-from strategies.book_side import ACCELERATED, BookSide, Level
+from strategies.book_side import ACCELERATED, BookSide, Level, PyBookSide
 from strategies.types import BookHealth, Side
 
 __all__ = ["ACCELERATED", "DEFAULT_BOOK_DEPTH", "L2Book", "Level"]
@@ -41,8 +41,11 @@ class L2Book:
         "version",
     )
 
-    def __init__(self, venue: str, symbol: str, max_depth: int | None = None) -> None:
-        """``max_depth`` (levels per side) trims the far end after each change; None keeps all."""
+    def __init__(
+        self, venue: str, symbol: str, max_depth: int | None = None, *, side_type: type[PyBookSide] = BookSide
+    ) -> None:
+        """``max_depth`` (levels per side) trims the far end after each change; None keeps all.
+        ``side_type``: the side implementation (tests and benchmarks pick the Python one)."""
         if max_depth is not None and max_depth < 1:
             raise ValueError("max_depth must be at least 1 level")
         self.venue = venue
@@ -52,8 +55,8 @@ class L2Book:
         self.version = 0
         self.ts = 0.0
         self.health = BookHealth()
-        self._bids = BookSide(False, max_depth)
-        self._asks = BookSide(True, max_depth)
+        self._bids = side_type(False, max_depth)
+        self._asks = side_type(True, max_depth)
 
     def __repr__(self) -> str:
         return (
@@ -68,9 +71,10 @@ class L2Book:
 
         All or nothing: a level that does not convert raises before the book changes.
         """
-        new_bids = BookSide(False, self.max_depth)
+        side_type = type(self._bids)
+        new_bids = side_type(False, self.max_depth)
         new_bids.apply(bids)
-        new_asks = BookSide(True, self.max_depth)
+        new_asks = side_type(True, self.max_depth)
         new_asks.apply(asks)
         self._bids = new_bids
         self._asks = new_asks

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Iterator
 
 import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from strategies import book as book_module
 from strategies.book import L2Book
 from strategies.book_side import BookSide, PyBookSide
 from strategies.types import Side
@@ -235,28 +232,7 @@ def test_book_matches_a_brute_force_model_under_random_snapshots_and_deltas(
     side_class: type[PyBookSide],
 ) -> None:
     # both sides: the compiled one the build installs and the Python fallback
-    with _sides(side_class):
-        _check_against_model(ops, max_depth, bps, size, numeric)
-
-
-@contextlib.contextmanager
-def _sides(side_class: type[PyBookSide]) -> Iterator[None]:
-    saved = book_module.BookSide
-    book_module.BookSide = side_class
-    try:
-        yield
-    finally:
-        book_module.BookSide = saved
-
-
-def _check_against_model(
-    ops: list[tuple[bool, list[list[str]], list[list[str]]]],
-    max_depth: int | None,
-    bps: float,
-    size: float,
-    numeric: bool,
-) -> None:
-    book = L2Book("alpha", "X/Y", max_depth=max_depth)
+    book = L2Book("alpha", "X/Y", max_depth=max_depth, side_type=side_class)
     model = _Model(max_depth)
     for seq, (snapshot, bids, asks) in enumerate(ops, start=1):
         if snapshot:
